@@ -1,0 +1,3 @@
+module github.com/dypegraph/dypegraph
+
+go 1.26.0
