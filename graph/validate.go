@@ -325,14 +325,14 @@ func (v *validation) link(n *Node, spec *nodes.InputSpec, l *Link, config func()
 	prod, exists := v.wf.Nodes[l.Node]
 	if !exists {
 		return &ErrorInfo{Type: "bad_linked_input", Message: "Bad linked input, the linked node does not exist",
-			Details: fmt.Sprintf("%s: node '%s' is not in the prompt", spec.Name, l.Node),
+			Details:   fmt.Sprintf("%s: node '%s' is not in the prompt", spec.Name, l.Node),
 			ExtraInfo: ojson.NewObject().Set("input_name", spec.Name).Set("input_config", config()).Set("received_value", linked)}, false
 	}
 	pcls, _ := v.reg.Get(prod.ClassType)
 	outs := pcls.Schema().Outputs
 	if l.Slot >= len(outs) {
 		return &ErrorInfo{Type: "bad_linked_input", Message: "Bad linked input, the output slot does not exist",
-			Details: fmt.Sprintf("%s: node '%s' (%s) has %d outputs, slot %d requested", spec.Name, l.Node, prod.ClassType, len(outs), l.Slot),
+			Details:   fmt.Sprintf("%s: node '%s' (%s) has %d outputs, slot %d requested", spec.Name, l.Node, prod.ClassType, len(outs), l.Slot),
 			ExtraInfo: ojson.NewObject().Set("input_name", spec.Name).Set("input_config", config()).Set("received_value", linked)}, false
 	}
 	received := outs[l.Slot].Type

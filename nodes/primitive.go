@@ -22,8 +22,8 @@ func primitiveSchema(name, display, typ string, input InputSpec, aliases []strin
 	return &Schema{
 		Name: name, DisplayName: display, Category: "utilities/primitive",
 		PythonModule: "comfy_extras.nodes_primitive", V3: true,
-		Inputs:  []InputSpec{input},
-		Outputs: []OutputSpec{{Type: typ}},
+		Inputs:        []InputSpec{input},
+		Outputs:       []OutputSpec{{Type: typ}},
 		SearchAliases: aliases, EssentialsCategory: essentials,
 	}
 }

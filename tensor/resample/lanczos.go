@@ -113,7 +113,7 @@ func LanczosU8(dst, src []uint8, planes, h, w, outH, outW int) {
 // Pillow and when saving: clip(255·v, 0, 255) then truncate toward zero.
 func ToU8(v float32) uint8 {
 	x := float32(255) * v // float32 like numpy on a float32 array
-	if !(x > 0) { // also maps NaN to 0, as numpy's clip+astype does in practice
+	if !(x > 0) {         // also maps NaN to 0, as numpy's clip+astype does in practice
 		return 0
 	}
 	if x >= 255 {
