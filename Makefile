@@ -2,8 +2,10 @@
 GO        ?= go
 BIN       ?= bin/dypegraph
 FUZZTIME  ?= 10s
-# Example workflow that `make run` executes until the server exists.
+# Example workflow that `make run` executes until the server exists, and the folder that holds
+# its input/, output/ and temp/ (kept out of the source tree's own models/ package folder).
 EXAMPLE   ?= workflows/image_invert.json
+RUN_DIR   ?= .dypegraph
 
 .PHONY: all build run test fmt fmt-check vet unit fuzz clean
 
@@ -13,7 +15,8 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/dypegraph
 
 run: build
-	$(BIN) run --output-dir output --input-dir input --temp-dir temp $(EXAMPLE)
+	$(BIN) run --output-dir $(RUN_DIR)/output --input-dir $(RUN_DIR)/input --temp-dir $(RUN_DIR)/temp --models-dir $(RUN_DIR)/models $(EXAMPLE)
+	@echo "images written under $(RUN_DIR)/output"
 
 test: fmt-check vet unit fuzz
 

@@ -125,6 +125,9 @@ func ConvertUI(doc *ojson.Object, reg *nodes.Registry, env nodes.Env) (*Workflow
 			}
 			inputs.Set(in.name, val)
 		}
+		if schema != nil {
+			inputs = inSchemaOrder(inputs, schema)
+		}
 		title := n.title
 		if title == "" {
 			title = n.typ
@@ -177,6 +180,23 @@ func mapWidgets(n *uiNode, schema *nodes.Schema, inputs *ojson.Object) error {
 		}
 	}
 	return nil
+}
+
+// inSchemaOrder orders inputs as the schema declares them, unknown names last.
+func inSchemaOrder(in *ojson.Object, schema *nodes.Schema) *ojson.Object {
+	out := ojson.NewObject()
+	for _, spec := range schema.Inputs {
+		if v, ok := in.Get(spec.Name); ok {
+			out.Set(spec.Name, v)
+		}
+	}
+	for _, k := range in.Keys() {
+		if _, ok := out.Get(k); !ok {
+			v, _ := in.Get(k)
+			out.Set(k, v)
+		}
+	}
+	return out
 }
 
 // wrapList wraps literal lists as {"__value__": [...]} so they are not read as links.
