@@ -236,9 +236,13 @@ func ReadPNGText(r io.Reader) (map[string]string, error) {
 			}
 			continue
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
+		// Read as data arrives rather than trusting the declared length with one allocation.
+		body, err := io.ReadAll(io.LimitReader(r, int64(n)))
+		if err != nil {
 			return nil, fmt.Errorf("read png text: %w", err)
+		}
+		if len(body) != int(n) {
+			return nil, fmt.Errorf("read png text: truncated chunk")
 		}
 		if _, err := io.CopyN(io.Discard, r, 4); err != nil {
 			return nil, fmt.Errorf("read png text crc: %w", err)
