@@ -305,3 +305,32 @@ func FuzzReadPNGText(f *testing.F) {
 		ReadPNGText(bytes.NewReader(data))
 	})
 }
+
+func TestEmptyLatents(t *testing.T) {
+	for _, c := range []struct {
+		node     string
+		channels int
+	}{{"EmptyLatentImage", 4}, {"EmptySD3LatentImage", 16}} {
+		in := NewInputs()
+		in.Set("width", intIn(1024))
+		in.Set("height", intIn(520))
+		in.Set("batch_size", intIn(2))
+		l := exec(t, c.node, in, Env{}).Values[0].(*Latent)
+		if l.B != 2 || l.C != c.channels || l.H != 65 || l.W != 128 || len(l.Samples) != 2*c.channels*65*128 || !l.IsAllZero() || l.DownscaleRatio != 8 {
+			t.Errorf("%s: %+v", c.node, *l)
+		}
+	}
+}
+
+func TestImageScaleToTotalPixels(t *testing.T) {
+	in := NewInputs()
+	in.Set("image", NewImage(1, 300, 400, 3))
+	in.Set("upscale_method", "area")
+	in.Set("megapixels", 0.25)
+	in.Set("resolution_steps", intIn(8))
+	im := exec(t, "ImageScaleToTotalPixels", in, Env{}).Values[0].(*Image)
+	// sqrt(262144/120000) = 1.478: 591.2 → 74·8 = 592 wide, 443.4 → 55·8 = 440 high.
+	if im.W != 592 || im.H != 440 {
+		t.Fatalf("got %dx%d", im.W, im.H)
+	}
+}
