@@ -334,3 +334,25 @@ func TestImageScaleToTotalPixels(t *testing.T) {
 		t.Fatalf("got %dx%d", im.W, im.H)
 	}
 }
+
+func TestListModelsAndModelPath(t *testing.T) {
+	env := tempEnv(t)
+	for _, p := range []string{"diffusion_models/z.safetensors", "unet/old.sft", "diffusion_models/sub/b.safetensors",
+		"diffusion_models/readme.txt", "diffusion_models/.hidden/x.safetensors", "text_encoders/qwen.safetensors"} {
+		full := filepath.Join(env.ModelsDir, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		os.WriteFile(full, []byte("x"), 0o644)
+	}
+	got := strings.Join(ListModels(env, "diffusion_models"), ",")
+	if got != "old.sft,sub/b.safetensors,z.safetensors" {
+		t.Fatalf("ListModels = %s", got)
+	}
+	if p, err := ModelPath(env, "diffusion_models", "sub/b.safetensors"); err != nil || !strings.HasSuffix(p, filepath.FromSlash("diffusion_models/sub/b.safetensors")) {
+		t.Fatalf("ModelPath = %q, %v", p, err)
+	}
+	for _, bad := range []string{"../text_encoders/qwen.safetensors", "/etc/passwd", "", "missing.safetensors"} {
+		if _, err := ModelPath(env, "diffusion_models", bad); err == nil {
+			t.Errorf("ModelPath(%q): want error", bad)
+		}
+	}
+}
