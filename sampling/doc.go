@@ -1,0 +1,28 @@
+// Package sampling runs ComfyUI's flow-matching sampling loop on host float32 latents, number
+// for number: the ModelSamplingDiscreteFlow sigma table (ModelSamplingAuraFlow / SD3 shift
+// formula), ComfyUI's schedulers (simple, sgm_uniform, karras, exponential, ddim_uniform, beta,
+// normal, linear_quadratic, kl_optimal), KSampler's denoise rule and KSamplerAdvanced's
+// start/end step and leftover-noise rules, the k-diffusion samplers euler, euler_ancestral,
+// heun, dpmpp_2m, dpmpp_2m_sde, res_multistep, res_multistep_ancestral and ddim,
+// classifier-free guidance, the CONST noise scaling, the Flux latent format, and the noise of
+// ComfyUI's prepare_noise reproduced from torch's CPU generator (MT19937 + torch.randn).
+//
+// It owns: sigma schedules, sampler update formulas, CFG combination, noise generation and the
+// latent-space bookkeeping around a sampling run (process_in/out, noise_scaling and its inverse).
+//
+// It must not know a model's internals: the diffusion model is a Denoiser that receives
+// (x, sigma, step) and returns the denoised estimate; how it embeds sigma, patches RoPE or
+// batches conditionings is the model's business. It must not depend on the tensor package,
+// on nodes, on the executor or on files; latents are plain []float32 with a shape.
+//
+// Float arithmetic follows the order of PyTorch's float32 operations in ComfyUI's code (0-dim
+// float32 tensors for per-step coefficients, element-wise float32 updates, and the fused
+// multiply-adds of torch's x86-64 AVX2 kernels where they matter), so that the sigma table, the
+// table-based schedules and torch.randn are bit-identical to ComfyUI running on such a CPU and
+// the samplers stay within a float32 ulp or two of it (torch takes log/exp/expm1 of the
+// per-step coefficients from SLEEF, this package correctly rounded).
+//
+// Known deviation: dpmpp_2m_sde draws its per-step noise from the seed+1 generator that
+// ComfyUI's ancestral samplers use, not from ComfyUI's torchsde BrownianTree: same
+// distribution, different numbers, so its images differ from ComfyUI's.
+package sampling

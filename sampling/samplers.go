@@ -1,0 +1,401 @@
+package sampling
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Step is what a sampler reports after each model evaluation of a step (k-diffusion's
+// callback): the step index, the number of steps of the run, the sigma, the current x and the
+// denoised estimate x0, both in model space (apply the latent format's ProcessOut, or the
+// latent→RGB preview factors, which ComfyUI applies to this x0 directly). The latents belong to
+// the sampler: read them during the callback, copy what must outlive it.
+type Step struct {
+	Index, Total int
+	Sigma        float32
+	X, Denoised  *Latent
+}
+
+// Callback receives one Step per sampler step.
+type Callback func(Step)
+
+// SamplerOptions are the run-wide inputs of a sampler besides the model, x and the sigmas.
+type SamplerOptions struct {
+	// Seed seeds the per-step noise of ancestral samplers (ComfyUI passes the KSampler seed;
+	// the generator is seeded with Seed+1, see NewNoiseSampler).
+	Seed uint64
+	// Noise, when set, replaces the noise sampler built from Seed.
+	Noise *NoiseSampler
+	// Callback, when set, is called once per step.
+	Callback Callback
+	// Sampling is the model's sampling; dpmpp_2m_sde needs it (Sample sets it).
+	Sampling *FlowSampling
+}
+
+type samplerFunc func(r *run, x *Latent, sigmas []float32) (*Latent, error)
+
+// samplerNames lists the implemented samplers in ComfyUI's SAMPLER_NAMES order.
+var samplerNames = []string{"euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde",
+	"res_multistep", "res_multistep_ancestral", "ddim"}
+
+var samplerFuncs = map[string]samplerFunc{
+	"euler":           sampleEuler,
+	"euler_ancestral": sampleEulerAncestralRF,
+	"heun":            sampleHeun,
+	"dpmpp_2m":        sampleDPMPP2M,
+	"dpmpp_2m_sde":    sampleDPMPP2MSDE,
+	"res_multistep":   func(r *run, x *Latent, s []float32) (*Latent, error) { return resMultistep(r, x, s, 0) },
+	"res_multistep_ancestral": func(r *run, x *Latent, s []float32) (*Latent, error) {
+		return resMultistep(r, x, s, 1)
+	},
+	// ComfyUI's ddim is euler with random noise for inpainting masks; without a mask (this
+	// package has none) it is euler.
+	"ddim": sampleEuler,
+}
+
+// Samplers returns the names of the implemented samplers (a subset of ComfyUI's list, same
+// spelling and order).
+func Samplers() []string { return slices.Clone(samplerNames) }
+
+// HasSampler reports whether name is an implemented sampler.
+func HasSampler(name string) bool { _, ok := samplerFuncs[name]; return ok }
+
+// RunSampler runs k-diffusion's sample_<name> from x (already noise-scaled, model space) over
+// sigmas and returns the final x (before inverse noise scaling). The model must be the
+// flow-matching (CONST) denoiser; euler_ancestral is then ComfyUI's sample_euler_ancestral_RF.
+// The context is checked before every model evaluation.
+func RunSampler(ctx context.Context, name string, model Denoiser, x *Latent, sigmas []float32, opts SamplerOptions) (*Latent, error) {
+	fn, ok := samplerFuncs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown or unimplemented sampler %q (implemented: %v)", ErrParam, name, samplerNames)
+	}
+	if model == nil {
+		return nil, fmt.Errorf("%w: sampler %s: no model", ErrParam, name)
+	}
+	if err := x.Validate(); err != nil {
+		return nil, fmt.Errorf("sampler %s: x: %w", name, err)
+	}
+	for i, s := range sigmas {
+		if s != s || s < 0 || math.IsInf(float64(s), 0) {
+			return nil, fmt.Errorf("%w: sampler %s: sigma[%d] = %v", ErrParam, name, i, s)
+		}
+	}
+	if len(sigmas) <= 1 {
+		return x.Clone(), nil
+	}
+	r := &run{ctx: ctx, model: model, opts: opts, total: len(sigmas) - 1}
+	out, err := fn(r, x, sigmas)
+	if err != nil {
+		return nil, fmt.Errorf("sampler %s: %w", name, err)
+	}
+	return out, nil
+}
+
+type run struct {
+	ctx   context.Context
+	model Denoiser
+	opts  SamplerOptions
+	total int
+	noise *NoiseSampler
+}
+
+func (r *run) denoise(x *Latent, sigma float32, step int) (*Latent, error) {
+	return callModel(r.ctx, r.model, x, sigma, step)
+}
+
+func (r *run) report(i int, sigma float32, x, den *Latent) {
+	if r.opts.Callback != nil {
+		r.opts.Callback(Step{Index: i, Total: r.total, Sigma: sigma, X: x, Denoised: den})
+	}
+}
+
+func (r *run) nextNoise(like *Latent) *Latent {
+	if r.noise == nil {
+		r.noise = r.opts.Noise
+		if r.noise == nil {
+			r.noise = NewNoiseSampler(r.opts.Seed)
+		}
+	}
+	return r.noise.Next(like)
+}
+
+// Float32 scalar helpers: torch evaluates these on 0-dim float32 tensors.
+func log32(v float32) float32   { return float32(math.Log(float64(v))) }
+func expm132(v float32) float32 { return float32(math.Expm1(float64(v))) }
+func sqrt32(v float32) float32  { return float32(math.Sqrt(float64(v))) }
+
+// nanToNum is torch.nan_to_num with its defaults (NaN → 0, ±Inf → ±max float32).
+func nanToNum(v float32) float32 {
+	switch {
+	case v != v:
+		return 0
+	case math.IsInf(float64(v), 1):
+		return math.MaxFloat32
+	case math.IsInf(float64(v), -1):
+		return -math.MaxFloat32
+	}
+	return v
+}
+
+// toD is k-diffusion's to_d: (x − denoised)/sigma.
+func toD(x, den *Latent, sigma float32) *Latent {
+	out := x.like()
+	for i, v := range x.Data {
+		out.Data[i] = float32(v-den.Data[i]) / sigma
+	}
+	return out
+}
+
+// addScaled is x + d·dt.
+func addScaled(x, d *Latent, dt float32) *Latent {
+	out := x.like()
+	for i, v := range x.Data {
+		out.Data[i] = v + float32(d.Data[i]*dt)
+	}
+	return out
+}
+
+// sampleEuler is sample_euler with s_churn = 0: x += (x − x0)/σ·(σ_next − σ).
+func sampleEuler(r *run, x *Latent, sigmas []float32) (*Latent, error) {
+	for i := 0; i < len(sigmas)-1; i++ {
+		s, sn := sigmas[i], sigmas[i+1]
+		den, err := r.denoise(x, s, i)
+		if err != nil {
+			return nil, err
+		}
+		d := toD(x, den, s)
+		r.report(i, s, x, den)
+		x = addScaled(x, d, sn-s)
+	}
+	return x, nil
+}
+
+// sampleEulerAncestralRF is sample_euler_ancestral_RF with eta = 1, s_noise = 1 (ComfyUI's
+// euler_ancestral for CONST models): step down to σ_down = σ_next·(1 + (σ_next/σ − 1)·eta)
+// along the flow, then rescale and add fresh noise to reach σ_next.
+func sampleEulerAncestralRF(r *run, x *Latent, sigmas []float32) (*Latent, error) {
+	const eta = 1
+	for i := 0; i < len(sigmas)-1; i++ {
+		s, sn := sigmas[i], sigmas[i+1]
+		den, err := r.denoise(x, s, i)
+		if err != nil {
+			return nil, err
+		}
+		r.report(i, s, x, den)
+		if sn == 0 {
+			x = den.Clone()
+			continue
+		}
+		ratio := 1 + float32(float32(sn/s-1)*eta)
+		sDown := sn * ratio
+		aNext := 1 - sn
+		aDown := 1 - sDown
+		num := float32(float32(sDown*sDown)*float32(aNext*aNext)) / float32(aDown*aDown)
+		renoise := sqrt32(float32(sn*sn) - num)
+		dr := sDown / s
+		keep := 1 - dr
+		next := x.like()
+		for k, v := range x.Data {
+			next.Data[k] = float32(dr*v) + float32(keep*den.Data[k])
+		}
+		scale := aNext / aDown
+		noise := r.nextNoise(x)
+		for k, v := range next.Data {
+			next.Data[k] = float32(scale*v) + float32(noise.Data[k]*renoise)
+		}
+		x = next
+	}
+	return x, nil
+}
+
+// sampleHeun is sample_heun with s_churn = 0: Euler predictor, then the average of the two
+// slopes; plain Euler into σ = 0.
+func sampleHeun(r *run, x *Latent, sigmas []float32) (*Latent, error) {
+	for i := 0; i < len(sigmas)-1; i++ {
+		s, sn := sigmas[i], sigmas[i+1]
+		den, err := r.denoise(x, s, i)
+		if err != nil {
+			return nil, err
+		}
+		d := toD(x, den, s)
+		r.report(i, s, x, den)
+		dt := sn - s
+		if sn == 0 {
+			x = addScaled(x, d, dt)
+			continue
+		}
+		x2 := addScaled(x, d, dt)
+		den2, err := r.denoise(x2, sn, i)
+		if err != nil {
+			return nil, err
+		}
+		d2 := toD(x2, den2, sn)
+		for k := range d.Data {
+			d.Data[k] = (d.Data[k] + d2.Data[k]) / 2
+		}
+		x = addScaled(x, d, dt)
+	}
+	return x, nil
+}
+
+// sampleDPMPP2M is sample_dpmpp_2m (DPM-Solver++(2M)) in log-sigma time t = −log σ.
+func sampleDPMPP2M(r *run, x *Latent, sigmas []float32) (*Latent, error) {
+	var old *Latent
+	for i := 0; i < len(sigmas)-1; i++ {
+		s, sn := sigmas[i], sigmas[i+1]
+		den, err := r.denoise(x, s, i)
+		if err != nil {
+			return nil, err
+		}
+		r.report(i, s, x, den)
+		t, tn := -log32(s), -log32(sn)
+		h := tn - t
+		ratio := exp32(-tn) / exp32(-t)
+		em1 := expm132(-h)
+		target := den
+		if old != nil && sn != 0 {
+			hLast := t - (-log32(sigmas[i-1]))
+			rr := hLast / h
+			inv := 1 / (2 * rr)
+			a := 1 + inv
+			target = den.like()
+			for k, v := range den.Data {
+				target.Data[k] = float32(a*v) - float32(inv*old.Data[k])
+			}
+		}
+		next := x.like()
+		for k, v := range x.Data {
+			next.Data[k] = float32(ratio*v) - float32(em1*target.Data[k])
+		}
+		x = next
+		old = den
+	}
+	return x, nil
+}
+
+// resMultistep is k-diffusion's res_multistep (cfg_pp off, s_noise 1): ComfyUI's res_multistep
+// runs it with eta 0, res_multistep_ancestral with eta 1. Each step goes down to σ_down of
+// get_ancestral_step (σ_next when eta is 0): Euler for the first step and into σ_down = 0,
+// otherwise the second-order multistep exponential integrator
+// x = e^{−h}·x + h·(b1·x0 + b2·x0_prev), b1 = φ1(−h) − φ2(−h)/c2, b2 = φ2(−h)/c2,
+// then noise·σ_up is added.
+func resMultistep(r *run, x *Latent, sigmas []float32, eta float32) (*Latent, error) {
+	var old *Latent
+	var oldSigmaDown float32
+	for i := 0; i < len(sigmas)-1; i++ {
+		s, sn := sigmas[i], sigmas[i+1]
+		den, err := r.denoise(x, s, i)
+		if err != nil {
+			return nil, err
+		}
+		sigmaDown, sigmaUp := ancestralStep(s, sn, eta)
+		r.report(i, s, x, den)
+		if sigmaDown == 0 || old == nil {
+			d := toD(x, den, s)
+			x = addScaled(x, d, sigmaDown-s)
+		} else {
+			t, tOld, tNext, tPrev := -log32(s), -log32(oldSigmaDown), -log32(sigmaDown), -log32(sigmas[i-1])
+			h := tNext - t
+			c2 := (tPrev - tOld) / h
+			phi1 := expm132(-h) / -h
+			phi2 := (phi1 - 1) / -h
+			b1 := nanToNum(phi1 - phi2/c2)
+			b2 := nanToNum(phi2 / c2)
+			decay := exp32(-h)
+			next := x.like()
+			for k, v := range x.Data {
+				mix := float32(b1*den.Data[k]) + float32(b2*old.Data[k])
+				next.Data[k] = float32(decay*v) + float32(h*mix)
+			}
+			x = next
+		}
+		if sigmaUp > 0 {
+			noise := r.nextNoise(x)
+			for k, v := range noise.Data {
+				x.Data[k] += float32(v * sigmaUp)
+			}
+		}
+		old = den
+		oldSigmaDown = sigmaDown
+	}
+	return x, nil
+}
+
+// ancestralStep is k-diffusion's get_ancestral_step: (σ_next, 0) for eta 0, else
+// σ_up = min(σ_next, eta·sqrt(σ_next²(σ² − σ_next²)/σ²)), σ_down = sqrt(σ_next² − σ_up²).
+func ancestralStep(s, sn, eta float32) (down, up float32) {
+	if eta == 0 {
+		return sn, 0
+	}
+	v := float32(float32(sn*sn)*float32(float32(s*s)-float32(sn*sn))) / float32(s*s)
+	up = eta * sqrt32(v)
+	if sn < up {
+		up = sn
+	}
+	return sqrt32(float32(sn*sn) - float32(up*up)), up
+}
+
+// sampleDPMPP2MSDE is sample_dpmpp_2m_sde (eta 1, s_noise 1, midpoint solver) for a CONST
+// model: half-log-SNR time λ = −logit(σ), the first sigma moved off 1 to
+// percent_to_sigma(1e-4) (offset_first_sigma_for_snr), a data-prediction step, the midpoint
+// second-order correction and σ_next·sqrt(1 − e^{−2h})-scaled noise; the last step returns x0.
+//
+// Deviation from ComfyUI: ComfyUI draws this noise from a torchsde BrownianTree seeded with the
+// seed; here it comes from the NoiseSampler (seed+1 generator, one randn per step). The two are
+// the same distribution (independent standard normals for the disjoint steps) but not the same
+// numbers, so images differ from ComfyUI's for this sampler.
+func sampleDPMPP2MSDE(r *run, x *Latent, sigmas []float32) (*Latent, error) {
+	ms := r.opts.Sampling
+	if ms == nil {
+		return nil, fmt.Errorf("%w: dpmpp_2m_sde needs the model sampling (SamplerOptions.Sampling)", ErrParam)
+	}
+	const eta = 1
+	sig := slices.Clone(sigmas)
+	if sig[0] >= 1 {
+		sig[0] = float32(ms.PercentToSigma(1e-4))
+	}
+	lambda := func(s float32) float32 { return -log32(s / (1 - s)) }
+	var old *Latent
+	var h, hLast float32
+	for i := 0; i < len(sig)-1; i++ {
+		s, sn := sig[i], sig[i+1]
+		den, err := r.denoise(x, s, i)
+		if err != nil {
+			return nil, err
+		}
+		r.report(i, s, x, den)
+		if sn == 0 {
+			x = den.Clone()
+		} else {
+			ls, lt := lambda(s), lambda(sn)
+			h = lt - ls
+			hEta := h * (eta + 1)
+			alphaT := sn * exp32(lt)
+			decay := float32(sn/s) * exp32(float32(-h)*eta)
+			em := -expm132(-hEta)
+			c := alphaT * em
+			next := x.like()
+			for k, v := range x.Data {
+				next.Data[k] = float32(decay*v) + float32(c*den.Data[k])
+			}
+			if old != nil {
+				rr := hLast / h
+				corr := float32(float32(0.5*alphaT)*em) * (1 / rr)
+				for k := range next.Data {
+					next.Data[k] += float32(corr * float32(den.Data[k]-old.Data[k]))
+				}
+			}
+			noiseScale := sqrt32(-expm132(float32(-2*h) * eta))
+			noise := r.nextNoise(x)
+			for k, v := range noise.Data {
+				next.Data[k] += float32(float32(v*sn) * noiseScale)
+			}
+			x = next
+		}
+		old = den
+		hLast = h
+	}
+	return x, nil
+}
