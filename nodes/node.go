@@ -16,6 +16,8 @@ import (
 	"sync"
 
 	"github.com/dypegraph/dypegraph/internal/ojson"
+	"github.com/dypegraph/dypegraph/tensor"
+	_ "github.com/dypegraph/dypegraph/tensor/cpu" // registers the "cpu" backend
 )
 
 // Node is one node class.
@@ -42,12 +44,33 @@ type InputValidator interface {
 	ValidateInputs(in *Inputs, env Env) error
 }
 
-// Env is what nodes and validation may know about the installation: the folders.
+// Env is what nodes and validation may know about the installation: the folders, and the
+// tensor backend models run on (nil: the CPU backend).
 type Env struct {
 	InputDir  string
 	OutputDir string
 	TempDir   string
 	ModelsDir string
+	Backend   tensor.Backend
+}
+
+var (
+	cpuOnce    sync.Once
+	cpuBackend tensor.Backend
+	cpuErr     error
+)
+
+// ComputeBackend returns env's backend, opening the shared CPU backend on first use when none is
+// set.
+func (e Env) ComputeBackend() (tensor.Backend, error) {
+	if e.Backend != nil {
+		return e.Backend, nil
+	}
+	cpuOnce.Do(func() { cpuBackend, cpuErr = tensor.Open("cpu") })
+	if cpuErr != nil {
+		return nil, fmt.Errorf("open the CPU backend: %w", cpuErr)
+	}
+	return cpuBackend, nil
 }
 
 // Runtime is given to a running node by the executor.
