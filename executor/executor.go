@@ -97,11 +97,32 @@ func New(reg *nodes.Registry, env nodes.Env) *Executor {
 // Env returns the installation folders the executor gives to nodes.
 func (e *Executor) Env() nodes.Env { return e.env }
 
-// ClearCache drops every cached output (ComfyUI's /free with free_memory).
+// ClearCache drops every cached output (ComfyUI's /free with free_memory), releasing the models
+// they held.
 func (e *Executor) ClearCache() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.cache = map[string]*cacheEntry{}
+	for k, entry := range e.cache {
+		entry.release()
+		delete(e.cache, k)
+	}
+}
+
+// retain and release tell loaded models (nodes.Releaser values) that the cache holds them.
+func (c *cacheEntry) retain() {
+	for _, v := range c.values {
+		if r, ok := v.(nodes.Releaser); ok {
+			r.Retain()
+		}
+	}
+}
+
+func (c *cacheEntry) release() {
+	for _, v := range c.values {
+		if r, ok := v.(nodes.Releaser); ok {
+			r.Release()
+		}
+	}
 }
 
 type run struct {
@@ -192,8 +213,9 @@ func (r *run) evict(order []string) {
 	for _, id := range order {
 		keep[r.sigs[id]] = true
 	}
-	for k := range r.e.cache {
+	for k, entry := range r.e.cache {
 		if !keep[k] {
+			entry.release()
 			delete(r.e.cache, k)
 		}
 	}
@@ -242,7 +264,9 @@ func (r *run) step(ctx context.Context, id string) bool {
 	r.values[id] = out.Values
 	r.executed = append(r.executed, id)
 	r.res.Ran = append(r.res.Ran, id)
-	r.e.cache[r.sigs[id]] = &cacheEntry{values: out.Values, ui: out.UI}
+	entry := &cacheEntry{values: out.Values, ui: out.UI}
+	entry.retain()
+	r.e.cache[r.sigs[id]] = entry
 	if out.UI != nil {
 		r.res.Outputs.Set(id, out.UI)
 		r.emit("executed", ojson.NewObject().Set("node", id).Set("display_node", id).Set("output", out.UI).Set("prompt_id", r.req.PromptID), false)

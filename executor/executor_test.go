@@ -324,3 +324,38 @@ func TestCancelledBeforeStart(t *testing.T) {
 		t.Fatalf("interrupted=%v calls=%d", res.Interrupted, f.constN.calls.Load())
 	}
 }
+
+// countedValue is a model-like output that records retains and releases.
+type countedValue struct{ refs *atomic.Int64 }
+
+func (c countedValue) Retain()  { c.refs.Add(1) }
+func (c countedValue) Release() { c.refs.Add(-1) }
+
+func TestCacheRetainsAndReleasesModels(t *testing.T) {
+	f := newFixture()
+	var refs atomic.Int64
+	loader := &testNode{schema: &nodes.Schema{Name: "Loader", Inputs: []nodes.InputSpec{{Name: "value", Type: nodes.TypeInt}}, Outputs: []nodes.OutputSpec{{Type: "THING"}}},
+		run: func(context.Context, *nodes.Inputs, nodes.Runtime) (*nodes.Outputs, error) {
+			return &nodes.Outputs{Values: []any{countedValue{&refs}}}, nil
+		}}
+	use := &testNode{schema: &nodes.Schema{Name: "Use", Inputs: []nodes.InputSpec{{Name: "thing", Type: "THING"}}, OutputNode: true},
+		run: func(context.Context, *nodes.Inputs, nodes.Runtime) (*nodes.Outputs, error) {
+			return &nodes.Outputs{UI: ojson.NewObject()}, nil
+		}}
+	f.reg.Register(loader)
+	f.reg.Register(use)
+	ex := New(f.reg, nodes.Env{})
+	prompt := `{"1": {"class_type": "Loader", "inputs": {"value": %V%}}, "2": {"class_type": "Use", "inputs": {"thing": ["1", 0]}}}`
+	f.run(t, ex, context.Background(), strings.ReplaceAll(prompt, "%V%", "1"))
+	if refs.Load() != 1 {
+		t.Fatalf("after the first run refs = %d, want 1 (held by the cache)", refs.Load())
+	}
+	f.run(t, ex, context.Background(), strings.ReplaceAll(prompt, "%V%", "2"))
+	if refs.Load() != 1 {
+		t.Fatalf("after replacing the loader's output refs = %d, want 1", refs.Load())
+	}
+	ex.ClearCache()
+	if refs.Load() != 0 {
+		t.Fatalf("after ClearCache refs = %d, want 0", refs.Load())
+	}
+}

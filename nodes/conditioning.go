@@ -3,7 +3,6 @@ package nodes
 import (
 	"context"
 	"fmt"
-	"runtime"
 
 	"github.com/dypegraph/dypegraph/models/detect"
 	"github.com/dypegraph/dypegraph/models/qwen3"
@@ -25,8 +24,16 @@ type Clip struct {
 // Encoder returns the loaded Qwen3 encoder.
 func (c *Clip) Encoder() *qwen3.Encoder { return c.enc.enc }
 
-// loadedEncoder owns an encoder's memory map; it is closed when no CLIP handle refers to it.
-type loadedEncoder struct{ enc *qwen3.Encoder }
+// loadedEncoder owns an encoder's memory map; it is closed when the last cached CLIP handle
+// that refers to it is released.
+type loadedEncoder struct {
+	enc *qwen3.Encoder
+	ref *sharedModel
+}
+
+// Retain and Release count the executor's cached references (see Releaser).
+func (c *Clip) Retain()  { c.enc.ref.retain() }
+func (c *Clip) Release() { c.enc.ref.release() }
 
 // CondEntry is one conditioning: the caption features [1, Tokens, Dim] on the host, and
 // ComfyUI's attention mask (1 = valid) beside them.
@@ -96,8 +103,7 @@ func (clipLoader) Execute(_ context.Context, in *Inputs, rt Runtime) (*Outputs, 
 	if err != nil {
 		return nil, Errorf("ValueError", "CLIPLoader: %v", err)
 	}
-	le := &loadedEncoder{enc: enc}
-	runtime.AddCleanup(le, func(e *qwen3.Encoder) { e.Close() }, enc)
+	le := &loadedEncoder{enc: enc, ref: newSharedModel(enc.Close)}
 	return &Outputs{Values: []any{&Clip{enc: le, Tok: tok, Type: in.String("type"), Name: name}}}, nil
 }
 

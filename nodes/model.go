@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 
 	"github.com/dypegraph/dypegraph/dype"
 	"github.com/dypegraph/dypegraph/models/detect"
@@ -48,9 +47,16 @@ func (m *Model) clone() *Model {
 	return &c
 }
 
-// loadedDiT owns a transformer's weights and memory map; it is released when no MODEL handle
-// refers to it any more.
-type loadedDiT struct{ m *zimage.Model }
+// loadedDiT owns a transformer's weights and memory map; it is closed when the last cached
+// MODEL handle that refers to it is released.
+type loadedDiT struct {
+	m   *zimage.Model
+	ref *sharedModel
+}
+
+// Retain and Release count the executor's cached references (see Releaser).
+func (m *Model) Retain()  { m.dit.ref.retain() }
+func (m *Model) Release() { m.dit.ref.release() }
 
 // ZImageShift is Z-Image's default model sampling shift (ComfyUI's sampling_settings).
 const ZImageShift = 3.0
@@ -115,8 +121,7 @@ func (unetLoader) Execute(_ context.Context, in *Inputs, rt Runtime) (*Outputs, 
 	if err != nil {
 		return nil, Errorf("ValueError", "UNETLoader: %v", err)
 	}
-	ld := &loadedDiT{m: m}
-	runtime.AddCleanup(ld, func(m *zimage.Model) { m.Close() }, m)
+	ld := &loadedDiT{m: m, ref: newSharedModel(m.Close)}
 	ms, err := sampling.NewFlowSampling(ZImageShift, 1)
 	if err != nil {
 		return nil, err

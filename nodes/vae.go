@@ -2,7 +2,6 @@ package nodes
 
 import (
 	"context"
-	"runtime"
 
 	"github.com/dypegraph/dypegraph/models/detect"
 	"github.com/dypegraph/dypegraph/models/vae"
@@ -22,7 +21,14 @@ type VAE struct {
 // Model returns the loaded autoencoder.
 func (v *VAE) Model() *vae.VAE { return v.v.v }
 
-type loadedVAE struct{ v *vae.VAE }
+type loadedVAE struct {
+	v   *vae.VAE
+	ref *sharedModel
+}
+
+// Retain and Release count the executor's cached references (see Releaser).
+func (v *VAE) Retain()  { v.v.ref.retain() }
+func (v *VAE) Release() { v.v.ref.release() }
 
 func inputVAE(in *Inputs) (*vae.VAE, error) {
 	v, ok := in.Value("vae").(*VAE)
@@ -96,8 +102,7 @@ func (vaeLoader) Execute(_ context.Context, in *Inputs, rt Runtime) (*Outputs, e
 	if err != nil {
 		return nil, Errorf("ValueError", "VAELoader: %v", err)
 	}
-	lv := &loadedVAE{v: m}
-	runtime.AddCleanup(lv, func(m *vae.VAE) { m.Close() }, m)
+	lv := &loadedVAE{v: m, ref: newSharedModel(m.Close)}
 	return &Outputs{Values: []any{&VAE{v: lv, Name: name}}}, nil
 }
 
