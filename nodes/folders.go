@@ -144,4 +144,3 @@ func fileIdentity(path string) (string, error) {
 	}
 	return fmt.Sprintf("%s|%d|%d", path, info.Size(), info.ModTime().UnixNano()), nil
 }
-

@@ -61,10 +61,23 @@ func New(st Storage, dt DType, shape, strides []int, offset int) (*Tensor, error
 		return nil, fmt.Errorf("tensor: new: negative offset %d", offset)
 	}
 	if t.NumElements() > 0 {
-		end := (offset + t.maxIndex() + 1) * dt.Size()
-		if end > st.Size() {
-			return nil, fmt.Errorf("tensor: new: %v %v (offset %d, strides %v) needs %d bytes, storage has %d",
-				dt, t.Shape(), offset, t.Strides(), end, st.Size())
+		// The last addressable element must lie inside the storage; computed with overflow
+		// checks so that absurd strides are rejected rather than wrapped around.
+		avail := st.Size()/dt.Size() - offset
+		last := 0
+		for i := range t.rank {
+			if t.shape[i] <= 1 || t.strides[i] == 0 {
+				continue
+			}
+			if t.strides[i] > avail || t.shape[i]-1 > (avail-last)/t.strides[i] {
+				return nil, fmt.Errorf("tensor: new: %v %v (offset %d, strides %v) does not fit in a storage of %d bytes",
+					dt, t.Shape(), offset, t.Strides(), st.Size())
+			}
+			last += (t.shape[i] - 1) * t.strides[i]
+		}
+		if last >= avail {
+			return nil, fmt.Errorf("tensor: new: %v %v (offset %d, strides %v) does not fit in a storage of %d bytes",
+				dt, t.Shape(), offset, t.Strides(), st.Size())
 		}
 	}
 	return t, nil
@@ -95,17 +108,6 @@ func (t *Tensor) setContiguous() {
 		t.strides[i] = s
 		s *= t.shape[i]
 	}
-}
-
-// maxIndex is the largest element index (relative to offset) the view can address.
-func (t *Tensor) maxIndex() int {
-	m := 0
-	for i := range t.rank {
-		if t.shape[i] > 0 {
-			m += (t.shape[i] - 1) * t.strides[i]
-		}
-	}
-	return m
 }
 
 // alignedBytes allocates n zeroed bytes aligned to 8.

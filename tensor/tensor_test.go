@@ -94,6 +94,15 @@ func TestConstructors(t *testing.T) {
 	if _, err := New(NewHostStorage(make([]byte, 64)), F32, []int{2, 2}, []int{1}, 0); err == nil {
 		t.Error("New accepted mismatched strides")
 	}
+	if _, err := New(NewHostStorage(make([]byte, 64)), F32, []int{3, 1 << 30}, []int{1 << 62, 1}, 0); err == nil {
+		t.Error("New accepted strides that overflow")
+	}
+	if _, err := New(NewHostStorage(make([]byte, 64)), F32, []int{4, 4}, []int{4, 1}, 1); err == nil {
+		t.Error("New accepted an offset that pushes the view past the end")
+	}
+	if v, err := New(NewHostStorage(make([]byte, 64)), F32, []int{4, 4}, []int{0, 1}, 12); err != nil || v.NumElements() != 16 {
+		t.Errorf("New rejected a broadcast view that fits: %v", err)
+	}
 }
 
 func TestViews(t *testing.T) {

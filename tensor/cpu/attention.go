@@ -8,9 +8,9 @@ import (
 )
 
 const (
-	attnQRows  = 64       // query rows per task (rounded to the micro-kernel's MR)
-	attnKVCols = 128      // keys per online-softmax step (a multiple of every NR)
-	attnPackMB = 32 << 20 // packed K/V bytes per group of heads processed together
+	attnQRows     = 64       // query rows per task (rounded to the micro-kernel's MR)
+	attnKVCols    = 128      // keys per online-softmax step (a multiple of every NR)
+	attnPackBytes = 32 << 20 // packed K/V bytes per group of heads processed together
 )
 
 // Attention computes softmax(q·kᵀ·scale + mask)·v with grouped KV heads, one query block
@@ -88,7 +88,7 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, opt tensor.AttentionOp
 	pairs := bsz * hkv
 	group := hq / hkv
 	nqb := ceilDiv(sq, qb)
-	hc := max(1, min(pairs, attnPackMB/max(4*(kSize+vSize), 1)))
+	hc := max(1, min(pairs, attnPackBytes/max(4*(kSize+vSize), 1)))
 	packBuf, packHold := be.pool.getF32(hc * (kSize + vSize))
 	defer be.pool.put(packHold)
 
