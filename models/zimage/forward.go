@@ -251,7 +251,7 @@ func (m *Model) forwardGroup(ctx context.Context, x *tensor.Tensor, sig []float3
 	lay := ropeLayout{capRows: c.padded(l), gridH: gh, gridW: gw, imgRows: c.padded(nImg)}
 	seq := lay.capRows + lay.imgRows
 
-	// Timestep conditioning c [B, 256] and the final layer's scale.
+	// Timestep conditioning c [B, 256] (the adaLN input of every modulated block).
 	cond, err := m.timestep(s, sig)
 	if err != nil {
 		return nil, wrap("t_embedder", err)

@@ -98,11 +98,10 @@ func TestLoadLayouts(t *testing.T) {
 			blk := strings.TrimSuffix(n, ".attention.qkv.weight")
 			rowBytes := len(e.Data) / e.Shape[0]
 			q, kv := cfg.NHeads*hd, cfg.NKVHeads*hd
-			for i, part := range []struct {
+			for _, part := range []struct {
 				name      string
 				off, rows int
 			}{{"to_q", 0, q}, {"to_k", q, kv}, {"to_v", q + kv, kv}} {
-				_ = i
 				diff[blk+".attention."+part.name+".weight"] = safetensors.Entry{DType: e.DType, Shape: []int{part.rows, e.Shape[1]},
 					Data: e.Data[part.off*rowBytes : (part.off+part.rows)*rowBytes]}
 			}
@@ -148,7 +147,7 @@ func TestLoadLayouts(t *testing.T) {
 
 // TestLoadErrors: bad or mismatched checkpoints give errors that name the problem.
 func TestLoadErrors(t *testing.T) {
-	path, entries, sidecar := tinyCheckpoint(t)
+	_, entries, sidecar := tinyCheckpoint(t)
 	be := testBackend(t)
 	dir := t.TempDir()
 	edit := func(f func(map[string]safetensors.Entry)) map[string]safetensors.Entry {
@@ -239,7 +238,6 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load(filepath.Join(dir, "absent.safetensors"), be, Options{}); err == nil {
 		t.Error("absent file loaded")
 	}
-	_ = path
 }
 
 // TestLoadFP8: weight_dtype fp8 converts the Linear weights at load; the output stays close to
