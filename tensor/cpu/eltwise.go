@@ -243,12 +243,12 @@ func (be *Backend) Unary(dst, x *tensor.Tensor, op tensor.UnaryOp) (*tensor.Tens
 	if !op.Valid() {
 		return nil, fmt.Errorf("cpu: unary: invalid op %v", op)
 	}
-	return be.mapUnary(dst, x, "unary "+op.String(), func(out, in []float32) { applyUnary(op, out, in) })
+	return be.mapUnary(dst, x, "unary "+op.String(), func(out, in, tmp []float32) { applyUnary(op, out, in, tmp) })
 }
 
 // Affine computes x·mul + add element-wise.
 func (be *Backend) Affine(dst, x *tensor.Tensor, mul, add float32) (*tensor.Tensor, error) {
-	return be.mapUnary(dst, x, "affine", func(out, in []float32) {
+	return be.mapUnary(dst, x, "affine", func(out, in, _ []float32) {
 		for i, v := range in {
 			out[i] = float32(v*mul) + add
 		}
@@ -260,7 +260,7 @@ func (be *Backend) Clamp(dst, x *tensor.Tensor, lo, hi float32) (*tensor.Tensor,
 	if lo > hi {
 		return nil, fmt.Errorf("cpu: clamp: lo %v > hi %v", lo, hi)
 	}
-	return be.mapUnary(dst, x, "clamp", func(out, in []float32) {
+	return be.mapUnary(dst, x, "clamp", func(out, in, _ []float32) {
 		for i, v := range in {
 			switch {
 			case v < lo:
@@ -273,7 +273,9 @@ func (be *Backend) Clamp(dst, x *tensor.Tensor, lo, hi float32) (*tensor.Tensor,
 	})
 }
 
-func (be *Backend) mapUnary(dst, x *tensor.Tensor, name string, f func(out, in []float32)) (*tensor.Tensor, error) {
+// mapUnary applies f to x element-wise; f gets the input run, the output run (which may be
+// the input itself) and a scratch run of the same length.
+func (be *Backend) mapUnary(dst, x *tensor.Tensor, name string, f func(out, in, tmp []float32)) (*tensor.Tensor, error) {
 	if x == nil {
 		return nil, fmt.Errorf("cpu: %s: x is nil", name)
 	}
@@ -295,10 +297,10 @@ func (be *Backend) mapUnary(dst, x *tensor.Tensor, name string, f func(out, in [
 	be.forEachSeg(&l, func(o *[3]int, n int, sc *scratch) {
 		in := xv.rowStrided(o[1], xs, n, sc.a[:])
 		if dv.dt == tensor.F32 && ds == 1 {
-			f(dv.f32[o[0]:o[0]+n], in)
+			f(dv.f32[o[0]:o[0]+n], in, sc.b[:n])
 			return
 		}
-		f(sc.o[:n], in)
+		f(sc.o[:n], in, sc.b[:n])
 		dv.store(sc.o[:n], o[0], ds)
 	})
 	return out, nil
@@ -309,7 +311,8 @@ const (
 	invSqrt2    = 0.7071067811865476
 )
 
-func applyUnary(op tensor.UnaryOp, out, in []float32) {
+// applyUnary computes out = op(in); tmp is scratch of the same length (out may alias in).
+func applyUnary(op tensor.UnaryOp, out, in, tmp []float32) {
 	out = out[:len(in)]
 	switch op {
 	case tensor.Neg:
@@ -345,10 +348,7 @@ func applyUnary(op tensor.UnaryOp, out, in []float32) {
 			out[i] = float32(1 / (1 + math.Exp(-float64(v))))
 		}
 	case tensor.SiLU:
-		for i, v := range in {
-			x := float64(v)
-			out[i] = float32(x / (1 + math.Exp(-x)))
-		}
+		siluF32(out, in, tmp)
 	case tensor.ReLU:
 		for i, v := range in {
 			if v < 0 {
@@ -486,5 +486,24 @@ func applyBinary(op tensor.BinaryOp, out, x, y []float32) {
 		for i, v := range x {
 			out[i] = min(v, y[i])
 		}
+	}
+}
+
+// siluF32 computes x·sigmoid(x) with the vectorised float32 exponential (it dominates the
+// FFN and VAE activations). With e = exp(-|x|), which never overflows,
+// sigmoid(x) = 1/(1+e) for x ≥ 0 and e/(1+e) otherwise. out may alias in; e is scratch.
+func siluF32(out, in, e []float32) {
+	e = e[:len(in)]
+	out = out[:len(in)]
+	for i, v := range in {
+		e[i] = -float32(math.Abs(float64(v)))
+	}
+	expShiftSum(e, 0)
+	for i, v := range in {
+		// numerator: e for negative x, 1 otherwise, selected by the sign bit without a branch
+		// (the sign of activations is unpredictable).
+		neg := uint32(int32(math.Float32bits(v)) >> 31)
+		num := math.Float32frombits(math.Float32bits(e[i])&neg | 0x3f800000&^neg)
+		out[i] = v * (num / (1 + e[i]))
 	}
 }
