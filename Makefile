@@ -2,19 +2,26 @@
 GO        ?= go
 BIN       ?= bin/dypegraph
 FUZZTIME  ?= 10s
-# Example workflow that `make run` executes until the server exists, and the folder that holds
-# its input/, output/ and temp/ (kept out of the source tree's own models/ package folder).
+# The folder that holds the server's data/, models/, input/, output/ and temp/ (kept out of the
+# source tree's own models/ package folder), and the example `make example` executes.
 EXAMPLE   ?= workflows/image_invert.json
 RUN_DIR   ?= .dypegraph
+PORT      ?= 8188
 
-.PHONY: all build run test fmt fmt-check vet unit fuzz clean
+.PHONY: all build run example test fmt fmt-check vet unit fuzz clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/dypegraph
 
+# Starts the ComfyUI-compatible server on 127.0.0.1:$(PORT); put models in $(RUN_DIR)/models.
 run: build
+	@mkdir -p $(RUN_DIR)/models $(RUN_DIR)/input $(RUN_DIR)/output $(RUN_DIR)/temp $(RUN_DIR)/data
+	$(BIN) serve --port $(PORT) --data-dir $(RUN_DIR)/data --models-dir $(RUN_DIR)/models --input-dir $(RUN_DIR)/input --output-dir $(RUN_DIR)/output --temp-dir $(RUN_DIR)/temp
+
+# Runs one bundled example workflow without the server.
+example: build
 	$(BIN) run --output-dir $(RUN_DIR)/output --input-dir $(RUN_DIR)/input --temp-dir $(RUN_DIR)/temp --models-dir $(RUN_DIR)/models $(EXAMPLE)
 	@echo "images written under $(RUN_DIR)/output"
 
