@@ -134,3 +134,70 @@ func TestZImageGraphWithGoldenModels(t *testing.T) {
 		t.Fatalf("second run executed %s, want only the sampler, the decode and the save", got)
 	}
 }
+
+// TestDyPEGraph runs UNETLoader → DyPE_FLUX → ModelSamplingAuraFlow → KSampler in both position
+// modes above the DyPE base resolution and checks that the patch changes the image while a
+// plain run stays reproducible.
+func TestDyPEGraph(t *testing.T) {
+	env := goldenModels(t)
+	base := `{
+ "28": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_dit.safetensors", "weight_dtype": "default"}},
+ "30": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_qwen3.safetensors", "type": "lumina2"}},
+ "29": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_ae.safetensors"}},
+ "40": {"class_type": "DyPE_FLUX", "inputs": {"model": ["28", 0], "width": 512, "height": 384, "model_type": "auto", "method": "%METHOD%",
+        "yarn_alt_scaling": false, "enable_dype": true, "base_resolution": 256, "dype_start_sigma": 1.0, "dype_scale": 2.0, "dype_exponent": 2.0,
+        "base_shift": 0.5, "max_shift": 1.15, "position_mode": "%MODE%"}},
+ "11": {"class_type": "ModelSamplingAuraFlow", "inputs": {"shift": 3, "model": [%MODEL%, 0]}},
+ "27": {"class_type": "CLIPTextEncode", "inputs": {"text": "a castle", "clip": ["30", 0]}},
+ "13": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 512, "height": 384, "batch_size": 1}},
+ "3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 2, "cfg": 1, "sampler_name": "euler", "scheduler": "simple", "denoise": 1,
+        "model": ["11", 0], "positive": ["27", 0], "negative": ["27", 0], "latent_image": ["13", 0]}},
+ "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["29", 0]}},
+ "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "%PREFIX%", "images": ["8", 0]}}
+}`
+	ex := New(nodes.Default(), env)
+	defer ex.ClearCache()
+	run := func(method, mode, model, prefix string) []byte {
+		t.Helper()
+		p := strings.NewReplacer("%METHOD%", method, "%MODE%", mode, "%MODEL%", model, "%PREFIX%", prefix).Replace(base)
+		wf, err := graph.ParseAPI([]byte(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := graph.Validate(wf, nodes.Default(), env, nil)
+		if !res.OK() {
+			b, _ := json.Marshal(res.ErrorResponse(wf.Order))
+			t.Fatalf("validation: %s", b)
+		}
+		if out := ex.Run(context.Background(), &Request{PromptID: prefix, Workflow: wf, Validation: res}, &recorder{}); !out.Success {
+			t.Fatalf("%s: %v", prefix, out.Err)
+		}
+		data, err := os.ReadFile(filepath.Join(env.OutputDir, prefix+"_00001_.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(strings.NewReader(string(data)))
+		if err != nil || img.Bounds().Dx() != 512 || img.Bounds().Dy() != 384 {
+			t.Fatalf("%s: image %v %v", prefix, img.Bounds(), err)
+		}
+		// Compare pixels only: the PNG text chunks differ between prompts anyway.
+		var pix []byte
+		for y := 0; y < 384; y++ {
+			for x := 0; x < 512; x++ {
+				r, g, b, _ := img.At(x, y).RGBA()
+				pix = append(pix, byte(r>>8), byte(g>>8), byte(b>>8))
+			}
+		}
+		return pix
+	}
+	plain := run("vision_yarn", "comfy", `"28"`, "plain")
+	if again := run("vision_yarn", "comfy", `"28"`, "plain_again"); string(again) != string(plain) {
+		t.Fatal("the same plain graph gave different pixels")
+	}
+	for _, c := range []struct{ method, mode string }{{"vision_yarn", "comfy"}, {"yarn", "comfy"}, {"ntk", "llm_dit"}, {"vision_yarn", "llm_dit"}} {
+		got := run(c.method, c.mode, `"40"`, "dype_"+c.method+"_"+c.mode)
+		if string(got) == string(plain) {
+			t.Errorf("DyPE %s/%s did not change the image", c.method, c.mode)
+		}
+	}
+}
