@@ -19,9 +19,13 @@ type Clip struct {
 	Tok  *tokenizer.Tokenizer
 	Type string
 	Name string
+	// lora holds the LoRA patches (LoraLoader) and the patched encoder built from them; nil
+	// without LoRA. Clones share it.
+	lora *loraState[*qwen3.Encoder]
 }
 
-// Encoder returns the loaded Qwen3 encoder.
+// Encoder returns the loaded Qwen3 encoder, without LoRA patches; CLIPTextEncode runs
+// PatchedEncoder.
 func (c *Clip) Encoder() *qwen3.Encoder { return c.enc.enc }
 
 // loadedEncoder owns an encoder's memory map; it is closed when the last cached CLIP handle
@@ -31,9 +35,21 @@ type loadedEncoder struct {
 	ref *sharedModel
 }
 
-// Retain and Release count the executor's cached references (see Releaser).
-func (c *Clip) Retain()  { c.enc.ref.retain() }
-func (c *Clip) Release() { c.enc.ref.release() }
+// Retain and Release count the executor's cached references (see Releaser), of the loaded
+// encoder and of the LoRA-patched one.
+func (c *Clip) Retain() {
+	c.enc.ref.retain()
+	if c.lora != nil {
+		c.lora.ref.retain()
+	}
+}
+
+func (c *Clip) Release() {
+	if c.lora != nil {
+		c.lora.ref.release()
+	}
+	c.enc.ref.release()
+}
 
 // CondEntry is one conditioning: the caption features [1, Tokens, Dim] on the host, and
 // ComfyUI's attention mask (1 = valid) beside them.
@@ -145,11 +161,15 @@ func (clipTextEncode) Execute(ctx context.Context, in *Inputs, _ Runtime) (*Outp
 	if !ok || clip == nil {
 		return nil, Errorf("RuntimeError", "ERROR: clip input is invalid: None")
 	}
-	enc, err := clip.Encoder().EncodeZImage(ctx, clip.Tok, in.String("text"))
+	encoder, err := clip.PatchedEncoder(ctx)
 	if err != nil {
 		return nil, Errorf("ValueError", "CLIPTextEncode: %v", err)
 	}
-	be := clip.Encoder().Backend()
+	enc, err := encoder.EncodeZImage(ctx, clip.Tok, in.String("text"))
+	if err != nil {
+		return nil, Errorf("ValueError", "CLIPTextEncode: %v", err)
+	}
+	be := encoder.Backend()
 	defer be.Free(enc.Hidden)
 	shape := enc.Hidden.Shape()
 	if len(shape) != 3 || shape[0] != 1 {

@@ -24,6 +24,9 @@ type Model struct {
 	Sampling *sampling.FlowSampling
 	// DyPE is the DyPE patch, nil when the model has none.
 	DyPE *DyPEPatch
+	// lora holds the LoRA patches (LoraLoader, LoraLoaderModelOnly) and the patched
+	// transformer built from them; nil without LoRA. Clones share it.
+	lora *loraState[*zimage.Model]
 }
 
 // DyPEPatch is what DyPE_FLUX records on a MODEL.
@@ -34,7 +37,8 @@ type DyPEPatch struct {
 	RequestedWidth, RequestedHeight int
 }
 
-// DiT returns the loaded transformer.
+// DiT returns the loaded transformer, without LoRA patches (configuration, RoPE); samplers
+// run Transformer.
 func (m *Model) DiT() *zimage.Model { return m.dit.m }
 
 // clone returns a copy of the handle that shares the loaded weights.
@@ -54,9 +58,21 @@ type loadedDiT struct {
 	ref *sharedModel
 }
 
-// Retain and Release count the executor's cached references (see Releaser).
-func (m *Model) Retain()  { m.dit.ref.retain() }
-func (m *Model) Release() { m.dit.ref.release() }
+// Retain and Release count the executor's cached references (see Releaser), of the loaded
+// transformer and of the LoRA-patched one.
+func (m *Model) Retain() {
+	m.dit.ref.retain()
+	if m.lora != nil {
+		m.lora.ref.retain()
+	}
+}
+
+func (m *Model) Release() {
+	if m.lora != nil {
+		m.lora.ref.release()
+	}
+	m.dit.ref.release()
+}
 
 // ZImageShift is Z-Image's default model sampling shift (ComfyUI's sampling_settings).
 const ZImageShift = 3.0

@@ -17,6 +17,7 @@ import (
 // ditDenoiser evaluates the DiT for the samplers: x0 = x − σ·v for one conditioning.
 type ditDenoiser struct {
 	model *Model
+	dit   *zimage.Model // the transformer to run (LoRA-patched when the model has LoRAs)
 	be    tensor.Backend
 	cond  *tensor.Tensor
 	lens  []int
@@ -42,7 +43,7 @@ func (d *ditDenoiser) Denoise(ctx context.Context, x *sampling.Latent, sigma flo
 		}
 		in.Rope = d.rope
 	}
-	v, err := d.model.DiT().Forward(ctx, in)
+	v, err := d.dit.Forward(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,10 @@ func (k *ksamplerCall) run(ctx context.Context, rt Runtime) (*Outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	dit := k.model.DiT()
+	dit, err := k.model.Transformer(ctx)
+	if err != nil {
+		return nil, Errorf("ValueError", "%v", err)
+	}
 	cfg := dit.Config()
 	lat := k.latent
 	if lat.C != cfg.InChannels {
@@ -155,7 +159,7 @@ func (k *ksamplerCall) run(ctx context.Context, rt Runtime) (*Outputs, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		d := &ditDenoiser{model: k.model, be: be, cond: ct}
+		d := &ditDenoiser{model: k.model, dit: dit, be: be, cond: ct}
 		r, err := k.model.newRope(lat.H, lat.W, max(lat.DownscaleRatio, 8))
 		if err != nil {
 			be.Free(ct)

@@ -27,6 +27,10 @@
 // Arithmetic is float32 with weights converted from their stored dtype tile by tile, which is
 // what ComfyUI does too (its text encoder runs on float32 embeddings with manual-cast weights).
 //
+// LoRA on the text encoder (LoraLoader's CLIP half): Encoder.WithPatches returns a view whose
+// patched weights are new tensors (models/lora's arithmetic) and whose other weights are shared;
+// Encoder.LoRAKeyMap is ComfyUI's key map for the "qwen3_4b" CLIP.
+//
 // It must not know about nodes, graphs, HTTP or the CLI, nor download anything. An Encoder is
 // immutable after loading and safe for concurrent use; tensors it returns belong to the caller,
 // who hands them back with the backend's Free.

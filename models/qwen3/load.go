@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/dypegraph/dypegraph/models/detect"
+	"github.com/dypegraph/dypegraph/models/lora"
 	"github.com/dypegraph/dypegraph/models/safetensors"
 	"github.com/dypegraph/dypegraph/tensor"
 )
@@ -47,6 +48,11 @@ type Encoder struct {
 	hidden  int              // resolved layer whose output Hidden returns
 	weights []*tensor.Tensor // everything to hand back on Close
 	close   sync.Once
+
+	// base and patches are set on a patched view (WithPatches): the unpatched encoder whose
+	// tensors the view shares, and the patches that the view's own tensors (weights) carry.
+	base    *Encoder
+	patches []lora.Patch
 }
 
 // Load opens the Qwen3 weights at path (a .safetensors file, a *.safetensors.index.json, or a
@@ -377,8 +383,9 @@ func (e *Encoder) String() string {
 		c.IntermediateSize, c.VocabSize, e.hidden)
 }
 
-// Close hands the weights back to the backend and unmaps the file when Load opened it. Using
-// the encoder afterwards gives errors (tensor.ErrFreed). Closing twice is a no-op.
+// Close hands the weights back to the backend and unmaps the file when Load opened it (for a
+// patched view: frees the view's patched tensors only). Using the encoder afterwards gives
+// errors (tensor.ErrFreed). Closing twice is a no-op.
 func (e *Encoder) Close() error {
 	var err error
 	e.close.Do(func() {

@@ -29,6 +29,8 @@
 //	(*Model).Forward(ctx, Input) (*tensor.Tensor, error)
 //	Denoised(backend, x, v, sigma)                     x − σ·v
 //	(*Model).Config, RopeSpec, Backend, UnusedTensors, Close
+//	(*Model).WithPatches(ctx, []lora.Patch) (*Model, error)   LoRA: a patched view
+//	(*Model).LoRAKeyMap, CheckPatches, ParamNames, ParamShape, Parameter
 //
 // Forward takes Input{X: latent [B, 16, H, W], Sigma: [B] or one value (ComfyUI's timestep =
 // σ·multiplier, multiplier 1), Context: [B or 1, L, cap_feat_dim], CaptionLens (optional),
@@ -61,8 +63,11 @@
 // # Lifetime and patches
 //
 // A Model is immutable after Load and safe for concurrent Forward calls; MODEL handles that carry
-// patches (DyPE, later LoRA) share it. Every Linear weight is read through Model.linear and every
-// norm gain through Model.norm, the places where weight patches will apply. Forward checks ctx
+// patches (DyPE, LoRA) share it. Weight patches (models/lora) never write it: WithPatches returns
+// a view whose patched parameters are new tensors in their stored dtype, computed once as
+// ComfyUI's ModelPatcher computes them (float32, then rounded), while every other tensor is
+// shared with the base; a view is closed on its own and dies with its base. A diffusers
+// checkpoint's separate to_q/to_k/to_v are patched as the row blocks of the fused qkv. Forward checks ctx
 // between blocks and returns ctx.Err() when cancelled; activations come from the backend's pool
 // and are freed as soon as a block no longer needs them, so nothing is kept across layers.
 package zimage

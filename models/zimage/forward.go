@@ -48,10 +48,7 @@ type fwdOpts struct {
 }
 
 func (m *Model) forward(ctx context.Context, in Input, o fwdOpts) (*tensor.Tensor, error) {
-	m.mu.Lock()
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
+	if m.isClosed() {
 		return nil, errors.New("zimage: forward: model is closed")
 	}
 	c := m.cfg

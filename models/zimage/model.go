@@ -8,6 +8,7 @@ import (
 
 	"github.com/dypegraph/dypegraph/dype"
 	"github.com/dypegraph/dypegraph/models/detect"
+	"github.com/dypegraph/dypegraph/models/lora"
 	"github.com/dypegraph/dypegraph/models/safetensors"
 	"github.com/dypegraph/dypegraph/tensor"
 )
@@ -35,6 +36,11 @@ type Model struct {
 	w      *weights
 	unused []string
 	path   string
+
+	// base and patches are set on a patched view (WithPatches): the unpatched model whose
+	// tensors the view shares, and the patches the view's own tensors carry.
+	base    *Model
+	patches []lora.Patch
 
 	mu     sync.Mutex
 	closed bool
@@ -193,8 +199,9 @@ func (m *Model) Path() string { return m.path }
 // with a warning; a long list usually means a config that does not fit the file).
 func (m *Model) UnusedTensors() []string { return append([]string(nil), m.unused...) }
 
-// Close frees converted weights and unmaps the checkpoint. The model must not be used
-// afterwards; closing twice is a no-op.
+// Close frees converted weights and unmaps the checkpoint (for a patched view: frees the
+// view's patched tensors only). The model must not be used afterwards; closing twice is a
+// no-op.
 func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
