@@ -8,7 +8,7 @@ EXAMPLE   ?= workflows/image_invert.json
 RUN_DIR   ?= .dypegraph
 PORT      ?= 8188
 
-.PHONY: all build run example test fmt fmt-check vet unit fuzz clean
+.PHONY: all build run example test fmt fmt-check vet unit fuzz clean ui ui-test e2e
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/dypegraph
 
 # Starts the ComfyUI-compatible server on 127.0.0.1:$(PORT); put models in $(RUN_DIR)/models.
-run: build
+run: ui build
 	@mkdir -p $(RUN_DIR)/models $(RUN_DIR)/input $(RUN_DIR)/output $(RUN_DIR)/temp $(RUN_DIR)/data
 	$(BIN) serve --port $(PORT) --data-dir $(RUN_DIR)/data --models-dir $(RUN_DIR)/models --input-dir $(RUN_DIR)/input --output-dir $(RUN_DIR)/output --temp-dir $(RUN_DIR)/temp
 
@@ -25,13 +25,13 @@ example: build
 	$(BIN) run --output-dir $(RUN_DIR)/output --input-dir $(RUN_DIR)/input --temp-dir $(RUN_DIR)/temp --models-dir $(RUN_DIR)/models $(EXAMPLE)
 	@echo "images written under $(RUN_DIR)/output"
 
-test: fmt-check vet unit fuzz
+test: fmt-check vet unit fuzz ui-test
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 fmt-check:
-	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path './ui/node_modules/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 vet:
@@ -49,6 +49,17 @@ fuzz:
 			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$dir; \
 		done; \
 	done
+
+# The web UI: npm packages from ui/package-lock.json, built into ui/dist (embedded by the binary).
+ui:
+	cd ui && npm ci --no-audit --no-fund && npm run build
+
+ui-test:
+	cd ui && npm ci --no-audit --no-fund && npm test
+
+# Browser smoke test in Debian's chromium (/usr/bin/chromium) against a binary built with the UI.
+e2e: ui build
+	cd ui && DYPEGRAPH_BIN=../$(BIN) E2E_OUT=e2e-artifacts npm run e2e
 
 clean:
 	rm -rf bin

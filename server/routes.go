@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/dypegraph/dypegraph/internal/ojson"
+	"github.com/dypegraph/dypegraph/ui"
 )
 
 // Version strings reported by /system_stats. comfyui_version is the ComfyUI API level this
@@ -60,13 +61,15 @@ func (s *Server) routes() http.Handler {
 	api("GET /api/jobs/{id}", s.handleJob)
 	api("POST /api/jobs/{id}/cancel", s.handleJobCancel)
 	api("POST /api/jobs/cancel", s.handleJobsCancel)
+	// dypegraph's own routes for its web UI (uiroutes.go).
+	api("GET /dypegraph/workflows", s.handleWorkflows)
+	api("GET /dypegraph/workflows/{name}", s.handleWorkflow)
+	api("GET /dypegraph/folders", s.handleFolders)
 	if s.cfg.FrontEndRoot != "" {
 		mux.Handle("GET /", noCacheIndex(http.FileServerFS(os.DirFS(s.cfg.FrontEndRoot))))
 	} else {
-		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = w.Write([]byte("dypegraph: ComfyUI-compatible API (POST /prompt, GET /queue, GET /history, /ws). No web UI is configured (--front-end-root).\n"))
-		})
+		// The embedded web UI (package ui), or a page saying how to build it.
+		mux.Handle("GET /", ui.Handler())
 	}
 	return s.middleware(mux)
 }
