@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	commands["models"] = command{summary: "inspect model weight files (models inspect)", run: runModels}
+	commands["models"] = command{summary: "model files: inspect weights (models inspect), write a test fixture (models fixture)", run: runModels}
 }
 
 // modelsSubcommand is one `dypegraph models <sub>`; run gets the arguments after the

@@ -1,0 +1,7 @@
+//go:build race
+
+package main
+
+// raceEnabled shrinks the end-to-end runs under the race detector, which makes the CPU kernels
+// an order of magnitude slower.
+const raceEnabled = true
