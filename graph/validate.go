@@ -511,6 +511,18 @@ func toInt(raw any) (*big.Int, error) {
 			return big.NewInt(1), nil
 		}
 		return big.NewInt(0), nil
+	case int:
+		return big.NewInt(int64(t)), nil
+	case int64:
+		return big.NewInt(t), nil
+	case uint64:
+		return new(big.Int).SetUint64(t), nil
+	case float64: // prompts built in Go rather than decoded from JSON
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil, fmt.Errorf("cannot convert float %v to integer", t)
+		}
+		i, _ := big.NewFloat(t).Int(nil)
+		return i, nil
 	case nil:
 		return nil, fmt.Errorf("int() argument must be a string, a bytes-like object or a real number, not 'NoneType'")
 	}
@@ -538,6 +550,12 @@ func toFloat(raw any) (float64, error) {
 		if t {
 			f = 1
 		}
+	case float64: // prompts built in Go rather than decoded from JSON
+		f = t
+	case int:
+		f = float64(t)
+	case int64:
+		f = float64(t)
 	case nil:
 		return 0, fmt.Errorf("float() argument must be a string or a real number, not 'NoneType'")
 	default:

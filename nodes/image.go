@@ -456,6 +456,10 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
+	// CreateTemp makes the file owner-only; saved images are ordinary readable files.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
 	if err := os.Link(tmp.Name(), path); err != nil {
 		return err
 	}

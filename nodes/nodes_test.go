@@ -182,6 +182,9 @@ func TestSaveImageWritesPNGWithMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o644 {
+		t.Fatalf("saved image mode %v, %v; want 0644", info.Mode(), err)
+	}
 	texts, err := ReadPNGText(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)

@@ -76,6 +76,8 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	profile := fs.String("profile", "default", "profile of --config to use")
 	output := fs.String("output", "output.png", "PNG file to write")
 	saveWorkflow := fs.String("save-workflow", "", "also write the API-format workflow JSON to this file")
+	var loras loraFlag
+	fs.Var(&loras, "lora", "apply a LoRA from models/loras: NAME[:STRENGTH] (repeatable, applied in order; strength 1 by default)")
 
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -129,6 +131,9 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	pf.applySet(&p)
+	if len(loras) > 0 {
+		p.LoRAs = append([]build.LoRA(nil), loras...)
+	}
 
 	backend, err := deviceBackend(teDevice, pipeDevice, vaeDevice)
 	if err != nil {
@@ -264,4 +269,24 @@ func imageFileSize(path string) (int, int, error) {
 // joinLines joins a multi-error into one line.
 func joinLines(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+// loraFlag collects repeated --lora NAME[:STRENGTH] flags.
+type loraFlag []build.LoRA
+
+func (l *loraFlag) String() string {
+	parts := make([]string, len(*l))
+	for i, x := range *l {
+		parts[i] = fmt.Sprintf("%s:%g", x.Name, x.Strength)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *loraFlag) Set(v string) error {
+	x, err := build.ParseLoRA(v)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, x)
+	return nil
 }

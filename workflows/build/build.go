@@ -81,6 +81,9 @@ func DefaultDyPE() DyPE {
 // Params are the settings of one generation.
 type Params struct {
 	Prompt string
+	// LoRAs are applied in order after the diffusion model loader (LoraLoaderModelOnly), by name
+	// under models/loras.
+	LoRAs []LoRA
 	// NegativePrompt empty: the negative conditioning is ConditioningZeroOut(positive), as the
 	// official template; otherwise its own CLIPTextEncode (used only when CFG ≠ 1).
 	NegativePrompt string
@@ -195,6 +198,14 @@ func samplerOptions() (samplers, schedulers []string) {
 func (p Params) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for _, l := range p.LoRAs {
+		if l.Name == "" {
+			bad("a LoRA needs a file name (NAME:STRENGTH, NAME relative to models/loras)")
+		}
+		if l.Strength < -100 || l.Strength > 100 || l.Strength != l.Strength {
+			bad("LoRA %s: strength %v is outside -100..100", l.Name, l.Strength)
+		}
+	}
 	maxSide := MaxSize
 	if p.DyPE.Enabled {
 		maxSide = MaxDyPESize
@@ -326,6 +337,29 @@ func u64(v uint64) json.Number  { return json.Number(strconv.FormatUint(v, 10)) 
 func size(w, h int) string      { return fmt.Sprintf("%d×%d", w, h) }
 func passTitle(i, n int) string { return fmt.Sprintf("pass %d/%d", i+1, n) }
 
+// LoRA is one LoRA file applied to the diffusion model.
+type LoRA struct {
+	Name     string
+	Strength float64
+}
+
+// ParseLoRA reads "NAME" or "NAME:STRENGTH" (strength 1 when absent; the last colon splits, so
+// names may contain colons).
+func ParseLoRA(s string) (LoRA, error) {
+	name, strength := s, 1.0
+	if i := strings.LastIndex(s, ":"); i >= 0 {
+		v, err := strconv.ParseFloat(s[i+1:], 64)
+		if err != nil {
+			return LoRA{}, fmt.Errorf("--lora %q: the strength after ':' is not a number", s)
+		}
+		name, strength = s[:i], v
+	}
+	if name == "" {
+		return LoRA{}, fmt.Errorf("--lora %q: no file name", s)
+	}
+	return LoRA{Name: name, Strength: strength}, nil
+}
+
 // Build validates p and returns its API-format workflow. Node ids are "1", "2" ... in the order
 // below; titles say what each node is for:
 //
@@ -344,6 +378,9 @@ func Build(p Params) (*ojson.Object, error) {
 	}
 	g := &graphBuilder{prompt: ojson.NewObject()}
 	unet := g.add("UNETLoader", "Load Diffusion Model", "unet_name", p.DiT, "weight_dtype", p.WeightDType)
+	for _, l := range p.LoRAs {
+		unet = g.add("LoraLoaderModelOnly", "LoRA "+l.Name, "model", unet, "lora_name", l.Name, "strength_model", flt(l.Strength))
+	}
 	clip := g.add("CLIPLoader", "Load CLIP", "clip_name", p.TextEncoder, "type", "lumina2", "device", "default")
 	vaeNode := g.add("VAELoader", "Load VAE", "vae_name", p.VAE)
 	pos := g.add("CLIPTextEncode", "Positive prompt", "text", p.Prompt, "clip", clip)
