@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{summary: "benchmarks of the model kernels (bench dit: one DiT forward pass)", run: runBench}
+	commands["bench"] = command{summary: "benchmarks: bench dit (one DiT forward pass), bench dype (the DyPE resolution × method matrix)", run: runBench}
 }
 
 // benchSubcommands are the `dypegraph bench` subcommands.
