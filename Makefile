@@ -8,7 +8,7 @@ EXAMPLE   ?= workflows/image_invert.json
 RUN_DIR   ?= .dypegraph
 PORT      ?= 8188
 
-.PHONY: all build run example test fmt fmt-check vet unit fuzz clean ui ui-test e2e
+.PHONY: all build run example test fmt fmt-check vet unit fuzz clean ui ui-test e2e cuda-kernels
 
 all: build
 
@@ -25,7 +25,7 @@ example: build
 	$(BIN) run --output-dir $(RUN_DIR)/output --input-dir $(RUN_DIR)/input --temp-dir $(RUN_DIR)/temp --models-dir $(RUN_DIR)/models $(EXAMPLE)
 	@echo "images written under $(RUN_DIR)/output"
 
-test: fmt-check vet unit fuzz ui-test
+test: fmt-check vet cuda-kernels unit fuzz ui-test
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
@@ -49,6 +49,11 @@ fuzz:
 			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$dir; \
 		done; \
 	done
+
+# Every CUDA kernel compiles with clang-19 and the committed PTX matches the sources (without
+# clang-19 only the source hash is checked).
+cuda-kernels:
+	$(GO) run ./cuda/internal/genptx -check
 
 # The web UI: npm packages from ui/package-lock.json, built into ui/dist (embedded by the binary).
 ui:
