@@ -17,7 +17,7 @@ import (
 func TestParamShapesMatchReal4B(t *testing.T) {
 	dir, err := golden.Dir()
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "keys", "qwen3_4b_keys.tsv"))
 	if err != nil {

@@ -255,7 +255,7 @@ func TestLevelAttention(t *testing.T) {
 func TestDiffusersLayout(t *testing.T) {
 	dir, err := golden.Dir()
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	f, err := os.Open(filepath.Join(dir, "keys", "vae_keys.tsv"))
 	if errors.Is(err, os.ErrNotExist) {

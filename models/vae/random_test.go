@@ -18,7 +18,7 @@ import (
 func TestParamShapesMatchRealVAE(t *testing.T) {
 	dir, err := golden.Dir()
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "keys", "vae_keys.tsv"))
 	if err != nil {
