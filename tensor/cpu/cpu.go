@@ -87,6 +87,10 @@ func (be *Backend) Close() error {
 // PoolAllocations counts the buffers the pool had to allocate (a measure of reuse).
 func (be *Backend) PoolAllocations() int64 { return be.pool.allocs.Load() }
 
+// PoolBuffersInUse counts the pooled buffers handed out and not yet freed: tensors alive plus
+// scratch an op still holds. Equal counts before and after a model call mean it leaked nothing.
+func (be *Backend) PoolBuffersInUse() int64 { return be.pool.inUse.Load() }
+
 // Alloc returns a contiguous tensor with unspecified contents from the pool.
 func (be *Backend) Alloc(dt tensor.DType, shape ...int) (*tensor.Tensor, error) {
 	if !dt.Valid() {

@@ -37,6 +37,7 @@ type pool struct {
 	cached int64 // bytes held in free lists
 	limit  int64 // free-list bytes kept at most; beyond that, buffers go to the GC
 	allocs atomic.Int64
+	inUse  atomic.Int64 // buffers handed out by get and not yet put back
 }
 
 func newPool(limit int64) *pool { return &pool{free: map[int][]*buffer{}, limit: limit} }
@@ -61,10 +62,12 @@ func (p *pool) get(n int) *buffer {
 		p.mu.Unlock()
 		b.data = b.full[:n]
 		b.freed.Store(false)
+		p.inUse.Add(1)
 		return b
 	}
 	p.mu.Unlock()
 	p.allocs.Add(1)
+	p.inUse.Add(1)
 	w := make([]uint64, c/8)
 	full := unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), c)
 	return &buffer{full: full, data: full[:n], pool: p}
@@ -81,6 +84,7 @@ func (p *pool) put(b *buffer) {
 	if b == nil || b.pool != p || !b.freed.CompareAndSwap(false, true) {
 		return
 	}
+	p.inUse.Add(-1)
 	c := len(b.full)
 	p.mu.Lock()
 	defer p.mu.Unlock()
