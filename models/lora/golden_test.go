@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dypegraph/dypegraph/internal/golden"
+	"github.com/dypegraph/dypegraph/internal/golden/goldentensor"
 	"github.com/dypegraph/dypegraph/models/lora"
 	"github.com/dypegraph/dypegraph/models/safetensors"
 	"github.com/dypegraph/dypegraph/models/zimage"
@@ -114,7 +115,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal("manifest: no lora_files")
 			}
 			ms := load(t, c.Weights)
-			io := openFile(t, gm.Path(c.IO.File))
+			io := goldentensor.Open(t, gm.Path(c.IO.File))
 			km := ms.bf16.LoRAKeyMap()
 			checkProbe(t, km, c.Probe)
 
@@ -133,8 +134,8 @@ func TestGolden(t *testing.T) {
 				patches = append(patches, lora.WithStrength(res.Patches, lora.ModelDiffusion, lf.Strength)...)
 			}
 
-			x, cx := io.tensor("x"), io.tensor("context")
-			sig := io.floats("sigma")
+			x, cx := io.Tensor("x"), io.Tensor("context")
+			sig := io.Floats("sigma")
 			in := zimage.Input{X: x, Sigma: sig, Context: cx}
 			baseOut := forward(t, ms.f32, in)
 			baseBits := paramBits(t, ms.f32, c.PatchedStored)
@@ -148,7 +149,7 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				got := forward(t, v, in)
-				want := io.floats(run.want)
+				want := io.Floats(run.want)
 				d, am := maxAbsDiff(got, want)
 				tol := tolerance(c.Dev, am)
 				t.Logf("%s: max |Δ| = %.3g (tolerance %.3g, |out| ≤ %.3g)", run.want, d, tol, am)
@@ -162,7 +163,7 @@ func TestGolden(t *testing.T) {
 							t.Fatalf("patched view has no single tensor %s", w)
 						}
 						got := readAll(t, be, parts[0])
-						want := io.floats("patched/" + w)
+						want := io.Floats("patched/" + w)
 						d, am := maxAbsDiff(got, want)
 						tol := math.Max(20*c.PatchedChecks[w].Dev.MaxAbs, 2e-7*am)
 						t.Logf("patched/%s: max |Δ| = %.3g (tolerance %.3g)", w, d, tol)

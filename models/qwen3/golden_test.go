@@ -2,7 +2,6 @@ package qwen3
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -12,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/dypegraph/dypegraph/internal/golden"
-	"github.com/dypegraph/dypegraph/models/safetensors"
+	"github.com/dypegraph/dypegraph/internal/golden/goldentensor"
 	"github.com/dypegraph/dypegraph/tensor"
 	"github.com/dypegraph/dypegraph/tensor/cpu"
 )
@@ -39,72 +38,6 @@ func (c goldenCase) tolerance() float64 {
 		return 10 * c.FP32VsFP64.MaxAbs
 	}
 	return 1e-4
-}
-
-// ioFile is an opened golden safetensors file.
-type ioFile struct {
-	f *safetensors.File
-}
-
-func openIO(t *testing.T, path string) ioFile {
-	t.Helper()
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return ioFile{f}
-}
-
-func (o ioFile) has(name string) bool { _, ok := o.f.Info(name); return ok }
-
-// f32 reads a float tensor widened to float32.
-func (o ioFile) f32(t *testing.T, name string) ([]float32, []int) {
-	t.Helper()
-	info, ok := o.f.Info(name)
-	if !ok {
-		t.Fatalf("%s: no tensor %q", o.f.Path(), name)
-	}
-	dt, err := tensor.ParseDType(string(info.DType))
-	if err != nil {
-		t.Fatalf("%s: %s: %v", o.f.Path(), name, err)
-	}
-	data, err := o.f.Data(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, info.NumElements())
-	if err := tensor.DecodeF32(out, data, dt); err != nil {
-		t.Fatalf("%s: %s: %v", o.f.Path(), name, err)
-	}
-	return out, info.Shape
-}
-
-// ints reads an I64 or I32 tensor.
-func (o ioFile) ints(t *testing.T, name string) ([]int, []int) {
-	t.Helper()
-	info, ok := o.f.Info(name)
-	if !ok {
-		t.Fatalf("%s: no tensor %q", o.f.Path(), name)
-	}
-	data, err := o.f.Data(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]int, info.NumElements())
-	switch info.DType {
-	case safetensors.I64:
-		for i := range out {
-			out[i] = int(int64(binary.LittleEndian.Uint64(data[8*i:])))
-		}
-	case safetensors.I32:
-		for i := range out {
-			out[i] = int(int32(binary.LittleEndian.Uint32(data[4*i:])))
-		}
-	default:
-		t.Fatalf("%s: %s has dtype %s, want I64 or I32", o.f.Path(), name, info.DType)
-	}
-	return out, info.Shape
 }
 
 func newCPU(tb testing.TB) tensor.Backend {
@@ -240,14 +173,14 @@ func runQwen3Case(t *testing.T, m *golden.Manifest, be tensor.Backend, c goldenC
 		}
 	}
 
-	io := openIO(t, m.Path(c.IO.File))
-	ids, idShape := io.ints(t, "input_ids")
+	io := goldentensor.Open(t, m.Path(c.IO.File))
+	ids, idShape := io.Ints("input_ids"), io.Shape("input_ids")
 	if len(idShape) != 2 || idShape[0] != 1 {
 		t.Fatalf("input_ids shape %v, want [1, n]", idShape)
 	}
 	var mask []int
-	if io.has("attention_mask") {
-		mask, _ = io.ints(t, "attention_mask")
+	if io.Has("attention_mask") {
+		mask = io.Ints("attention_mask")
 	}
 	n, H, L := len(ids), cfg.HiddenSize, cfg.NumHiddenLayers
 	tol := c.tolerance()
@@ -255,10 +188,10 @@ func runQwen3Case(t *testing.T, m *golden.Manifest, be tensor.Backend, c goldenC
 	checked := 0
 
 	for _, name := range []string{"hidden_layer_m2", "hidden"} {
-		if !io.has(name) {
+		if !io.Has(name) {
 			continue
 		}
-		want, shape := io.f32(t, name)
+		want, shape := io.Floats(name), io.Shape(name)
 		h, err := enc.HiddenMasked(ctx, ids, mask)
 		if err != nil {
 			t.Fatal(err)
@@ -281,10 +214,10 @@ func runQwen3Case(t *testing.T, m *golden.Manifest, be tensor.Backend, c goldenC
 		outs[i] = readBack(t, be, x)
 	}
 	final := readBack(t, be, res.Final)
-	if io.has("all_hidden_states") {
+	if io.Has("all_hidden_states") {
 		// [1, L+1, n, H]: entry 0 the embeddings, entry i the input of layer i (the output of
 		// layer i-1), entry L the final-normed output.
-		all, shape := io.f32(t, "all_hidden_states")
+		all, shape := io.Floats("all_hidden_states"), io.Shape("all_hidden_states")
 		if !slices.Equal(shape, []int{1, L + 1, n, H}) {
 			t.Fatalf("all_hidden_states shape %v, want %v", shape, []int{1, L + 1, n, H})
 		}
@@ -297,8 +230,8 @@ func runQwen3Case(t *testing.T, m *golden.Manifest, be tensor.Backend, c goldenC
 		compare(t, fmt.Sprintf("all_hidden_states[%d] (final norm)", L), final, want3, row(L), want3, tol)
 		checked++
 	}
-	if io.has("final_normed") {
-		want, shape := io.f32(t, "final_normed")
+	if io.Has("final_normed") {
+		want, shape := io.Floats("final_normed"), io.Shape("final_normed")
 		compare(t, "final_normed", final, []int{1, n, H}, want, shape, tol)
 		checked++
 	}
@@ -308,13 +241,13 @@ func runQwen3Case(t *testing.T, m *golden.Manifest, be tensor.Backend, c goldenC
 }
 
 func runContextCase(t *testing.T, m *golden.Manifest, be tensor.Backend, ref goldenCase, file, idsName, ctxName string) {
-	io := openIO(t, m.Path(file))
-	want, shape := io.f32(t, ctxName)
+	io := goldentensor.Open(t, m.Path(file))
+	want, shape := io.Floats(ctxName), io.Shape(ctxName)
 	enc := loadGoldenEncoder(t, m, be, ref, Options{})
 	if shape[len(shape)-1] != enc.Config().HiddenSize {
 		t.Skipf("%s is %v wide; the Qwen3 golden encoder is %d wide", ctxName, shape, enc.Config().HiddenSize)
 	}
-	ids, _ := io.ints(t, idsName)
+	ids := io.Ints(idsName)
 	h, err := enc.Hidden(context.Background(), ids)
 	if err != nil {
 		t.Fatal(err)

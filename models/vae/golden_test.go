@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/dypegraph/dypegraph/internal/golden"
-	"github.com/dypegraph/dypegraph/models/safetensors"
+	"github.com/dypegraph/dypegraph/internal/golden/goldentensor"
 	"github.com/dypegraph/dypegraph/models/vae"
 	"github.com/dypegraph/dypegraph/tensor"
 	"github.com/dypegraph/dypegraph/tensor/cpu"
@@ -38,30 +38,10 @@ type hostTensor struct {
 
 func readTensors(t *testing.T, path string) map[string]hostTensor {
 	t.Helper()
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	g := goldentensor.Open(t, path)
 	out := map[string]hostTensor{}
-	for _, info := range f.Tensors() {
-		dt, err := tensor.ParseDType(string(info.DType))
-		if err != nil {
-			t.Fatalf("%s: %s: %v", path, info.Name, err)
-		}
-		data, err := f.Data(info.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x, err := tensor.FromBytes(data, dt, info.Shape...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := x.ToFloat32()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[info.Name] = hostTensor{shape: info.Shape, data: v}
+	for _, n := range g.Names() {
+		out[n] = hostTensor{shape: g.Shape(n), data: g.Floats(n)}
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dypegraph/dypegraph/dype"
 	"github.com/dypegraph/dypegraph/internal/golden"
+	"github.com/dypegraph/dypegraph/internal/golden/goldentensor"
 	"github.com/dypegraph/dypegraph/tensor"
 )
 
@@ -76,7 +77,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("manifest: %v", err)
 			}
 			m := model(t, gc.Weights)
-			io := openTensors(t, gm.Path(gc.IO.File))
+			io := goldentensor.Open(t, gm.Path(gc.IO.File))
 			if strings.HasPrefix(name, "dit_dype_") {
 				goldenDyPE(t, m, io, &gc, strings.HasSuffix(name, "comfy"))
 				return
@@ -86,10 +87,10 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func goldenPlain(t *testing.T, m *Model, io *tensorFile, gc *goldenCase) {
+func goldenPlain(t *testing.T, m *Model, io *goldentensor.File, gc *goldenCase) {
 	be := m.Backend()
-	x, cx := io.tensor("x"), io.tensor("context")
-	sig := io.floats("sigma")
+	x, cx := io.Tensor("x"), io.Tensor("context")
+	sig := io.Floats("sigma")
 	v, err := m.Forward(context.Background(), Input{X: x, Sigma: sig, Context: cx})
 	if err != nil {
 		t.Fatal(err)
@@ -98,20 +99,20 @@ func goldenPlain(t *testing.T, m *Model, io *tensorFile, gc *goldenCase) {
 	if !v.ShapeIs(x.Shape()...) {
 		t.Fatalf("output shape %v, want %v", v.Shape(), x.Shape())
 	}
-	want := io.floats("model_output")
+	want := io.Floats("model_output")
 	diff, absmax := maxAbsDiff(read(t, be, v), want)
 	tol := tolerance(gc.Dev, absmax)
 	t.Logf("model_output: max |Δ| = %.3g (tolerance %.3g, |out| ≤ %.3g)", diff, tol, absmax)
 	if diff > tol {
 		t.Errorf("model_output: max |Δ| = %g > %g", diff, tol)
 	}
-	if io.has("denoised") {
+	if io.Has("denoised") {
 		x0, err := Denoised(be, x, v, sig)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer be.Free(x0)
-		d, am := maxAbsDiff(read(t, be, x0), io.floats("denoised"))
+		d, am := maxAbsDiff(read(t, be, x0), io.Floats("denoised"))
 		if tol := tolerance(gc.Dev, am); d > tol {
 			t.Errorf("denoised: max |Δ| = %g > %g", d, tol)
 		}
@@ -146,9 +147,9 @@ func dypeConfig(t *testing.T, comfy bool, node, llm map[string]any) dype.Config 
 	return cfg
 }
 
-func goldenDyPE(t *testing.T, m *Model, io *tensorFile, gc *goldenCase, comfy bool) {
+func goldenDyPE(t *testing.T, m *Model, io *goldentensor.File, gc *goldenCase, comfy bool) {
 	be := m.Backend()
-	x, cx := io.tensor("x"), io.tensor("context")
+	x, cx := io.Tensor("x"), io.Tensor("context")
 	if len(gc.Subcases) == 0 {
 		t.Fatal("no subcases")
 	}
@@ -170,12 +171,12 @@ func goldenDyPE(t *testing.T, m *Model, io *tensorFile, gc *goldenCase, comfy bo
 			if err != nil {
 				t.Fatal(err)
 			}
-			sig := io.floats(sc.Prefix + "sigma")
+			sig := io.Floats(sc.Prefix + "sigma")
 			// What the sampler does before each step.
 			if err := rope.SetSigma(dype.NormalizeSigma(float64(sig[0]), 1)); err != nil {
 				t.Fatal(err)
 			}
-			want := io.floats(sc.Prefix + "model_output")
+			want := io.Floats(sc.Prefix + "model_output")
 			check := func(what string, v *tensor.Tensor) {
 				t.Helper()
 				defer be.Free(v)
@@ -192,7 +193,7 @@ func goldenDyPE(t *testing.T, m *Model, io *tensorFile, gc *goldenCase, comfy bo
 			}
 			check("dype.Rope", v)
 			// The same forward with the tables the reference attention saw.
-			rc, rs := io.floats(sc.Prefix+"rope_cos"), io.floats(sc.Prefix+"rope_sin")
+			rc, rs := io.Floats(sc.Prefix+"rope_cos"), io.Floats(sc.Prefix+"rope_sin")
 			tabs := func(l ropeLayout) (ropeTables, error) {
 				return ropeTables{cos: rc, sin: rs, lanes: m.Config().HeadDim / 2}, nil
 			}
@@ -245,9 +246,9 @@ func TestGoldenIntermediates(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			io := openTensors(t, gm.Path(gc.IO.File))
-			rec := openTensors(t, gm.Path(gc.Inter.File))
-			x, cx := io.tensor("x"), io.tensor("context")
+			io := goldentensor.Open(t, gm.Path(gc.IO.File))
+			rec := goldentensor.Open(t, gm.Path(gc.Inter.File))
+			x, cx := io.Tensor("x"), io.Tensor("context")
 			if x.Dim(0) != 1 {
 				t.Skip("intermediates are checked for batch 1")
 			}
@@ -257,10 +258,10 @@ func TestGoldenIntermediates(t *testing.T) {
 			tabs := plainTables(c, lay)
 			// rope_embedder.out = caption call, #2 = image call: [1, 1, L, lanes, 2, 2].
 			for i, rn := range []string{"rope_embedder.out", "rope_embedder.out#2"} {
-				if !rec.has(rn) {
+				if !rec.Has(rn) {
 					continue
 				}
-				mat := rec.floats(rn)
+				mat := rec.Floats(rn)
 				rows0, rows := 0, lay.capRows
 				if i == 1 {
 					rows0, rows = lay.capRows, lay.imgRows
@@ -292,10 +293,10 @@ func TestGoldenIntermediates(t *testing.T) {
 				case "caption", "image":
 					return // recorded before padding under other names
 				}
-				if !rec.has(want) {
+				if !rec.Has(want) {
 					return
 				}
-				ref := rec.floats(want)
+				ref := rec.Floats(want)
 				if name == "final_layer.out" {
 					// Recorded over the whole joint sequence; the model projects only the image rows.
 					pf := v.Dim(-1)
@@ -311,7 +312,7 @@ func TestGoldenIntermediates(t *testing.T) {
 					t.Errorf("%s: max |Δ| = %g > %g", name, diff, tol)
 				}
 			}
-			v, err := m.forward(context.Background(), Input{X: x, Sigma: io.floats("sigma"), Context: cx}, fwdOpts{trace: trace})
+			v, err := m.forward(context.Background(), Input{X: x, Sigma: io.Floats("sigma"), Context: cx}, fwdOpts{trace: trace})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/dypegraph/dypegraph/models/safetensors"
 	"github.com/dypegraph/dypegraph/tensor"
 	"github.com/dypegraph/dypegraph/tensor/cpu"
 )
@@ -18,56 +17,6 @@ func testBackend(t testing.TB) tensor.Backend {
 	}
 	t.Cleanup(func() { be.Close() })
 	return be
-}
-
-// tensorFile is an opened safetensors file whose tensors the test reads.
-type tensorFile struct {
-	t *testing.T
-	f *safetensors.File
-}
-
-func openTensors(t *testing.T, path string) *tensorFile {
-	t.Helper()
-	f, err := safetensors.Open(path)
-	if err != nil {
-		t.Fatalf("golden file: %v", err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return &tensorFile{t: t, f: f}
-}
-
-func (tf *tensorFile) has(name string) bool { _, ok := tf.f.Info(name); return ok }
-
-// tensor returns the named tensor (any float dtype) as a host tensor.
-func (tf *tensorFile) tensor(name string) *tensor.Tensor {
-	tf.t.Helper()
-	info, ok := tf.f.Info(name)
-	if !ok {
-		tf.t.Fatalf("%s: no tensor %q", tf.f.Path(), name)
-	}
-	dt, err := tensor.ParseDType(string(info.DType))
-	if err != nil {
-		tf.t.Fatalf("%s: %s: %v", tf.f.Path(), name, err)
-	}
-	data, err := tf.f.Data(name)
-	if err != nil {
-		tf.t.Fatal(err)
-	}
-	x, err := tensor.FromBytes(data, dt, info.Shape...)
-	if err != nil {
-		tf.t.Fatalf("%s: %s: %v", tf.f.Path(), name, err)
-	}
-	return x
-}
-
-// floats returns the named tensor's values as float32.
-func (tf *tensorFile) floats(name string) []float32 {
-	tf.t.Helper()
-	v, err := tf.tensor(name).ToFloat32()
-	if err != nil {
-		tf.t.Fatal(err)
-	}
-	return v
 }
 
 // read returns the values of a backend tensor.
