@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,38 +54,22 @@ func benchDype(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	}
 	usage := func(format string, a ...any) int { return fail(usageError{fmt.Errorf(format, a...)}) }
 
-	d := build.Defaults()
-	d.Prompt = experiments.BenchPrompt
-	d.Seed = experiments.BenchSeed
-	d.Steps = experiments.BenchSteps
-	fs := flag.NewFlagSet("bench dype", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchDypeUsage)
-		fs.PrintDefaults()
-	}
-	pf := newParamFlags(fs)
-	var models modelFlags
-	models.register(fs)
+	ef := newExperimentFlags("bench dype", benchDypeUsage, stderr)
+	fs, pf, d := ef.fs, ef.pf, ef.base
 	resolutions := fs.String("resolutions", experiments.DefaultResolutions, "sizes: 1K, 1.5K ... (square, 1K = 1024), 256 (square) or 2048x1024, comma-separated")
 	quick := fs.Bool("quick", false, "only "+experiments.QuickResolutions)
 	method := fs.String("method", "all", "DyPE method: vision_yarn, yarn, ntk, base or all ("+strings.Join(experiments.BenchMethods, ", ")+")")
 	multipassOnly := fs.Bool("multipass-only", false, "only the multipass image at the largest resolution (written to OUTPUT itself)")
 	noMultipass := fs.Bool("no-multipass", false, "leave the multipass image out")
 	output := fs.String("output", filepath.Join("results", "dype_test"), "output folder (a timestamped folder is made inside)")
-	pf.str("prompt", d.Prompt, "prompt", func(p *build.Params, v string) { p.Prompt = v })
 	pf.registerSampling(d)
 	pf.registerDyPE(d, false, false, true)
 	pf.registerVAE(d)
 	pf.float("pass2-strength", d.Pass2Strength, "denoise of the multipass image's second pass", func(p *build.Params, v float64) { p.Pass2Strength = v })
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q (all inputs are flags)", fs.Arg(0))
+	if code, stop, err := ef.parse(args); stop {
+		return code
+	} else if err != nil {
+		return fail(err)
 	}
 	if *quick && flagGiven(fs, "resolutions") {
 		return usage("--quick and --resolutions together: choose one")
@@ -112,7 +95,7 @@ func benchDype(ctx context.Context, args []string, stdout, stderr io.Writer, now
 		return usage("--prompt is empty")
 	}
 
-	mods, err := models.resolve()
+	mods, err := ef.models.resolve()
 	if err != nil {
 		return usage("%s", joinLines(err))
 	}

@@ -193,3 +193,45 @@ func absOrSame(p string) string {
 	}
 	return p
 }
+
+// experimentFlags is the flag set that bench dype and sweep dype share: the benchmark defaults
+// (prompt, seed, steps), the model flags and --prompt. Commands add their own flags to fs and
+// the parameter groups they take to pf before parse.
+type experimentFlags struct {
+	fs     *flag.FlagSet
+	pf     *paramFlags
+	models modelFlags
+	base   build.Params
+}
+
+func newExperimentFlags(name, usage string, stderr io.Writer) *experimentFlags {
+	e := &experimentFlags{base: build.Defaults()}
+	e.base.Prompt = experiments.BenchPrompt
+	e.base.Seed = experiments.BenchSeed
+	e.base.Steps = experiments.BenchSteps
+	e.fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	e.fs.SetOutput(stderr)
+	e.fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		e.fs.PrintDefaults()
+	}
+	e.pf = newParamFlags(e.fs)
+	e.models.register(e.fs)
+	e.pf.str("prompt", e.base.Prompt, "prompt", func(p *build.Params, v string) { p.Prompt = v })
+	return e
+}
+
+// parse parses args. stop reports that the command ends with exit code: 0 after -help, 2 after
+// a bad flag (the flag package has printed why). err is a usage error for a stray argument.
+func (e *experimentFlags) parse(args []string) (code int, stop bool, err error) {
+	if err := e.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true, nil
+		}
+		return 2, true, nil
+	}
+	if e.fs.NArg() > 0 {
+		return 0, false, usageError{fmt.Errorf("unexpected argument %q (all inputs are flags)", e.fs.Arg(0))}
+	}
+	return 0, false, nil
+}

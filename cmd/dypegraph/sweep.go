@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -86,37 +85,21 @@ func sweepDype(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	}
 	usage := func(format string, a ...any) int { return fail(usageError{fmt.Errorf(format, a...)}) }
 
-	d := build.Defaults()
-	d.Prompt = experiments.BenchPrompt
-	d.Seed = experiments.BenchSeed
-	d.Steps = experiments.BenchSteps
-	fs := flag.NewFlagSet("sweep dype", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, sweepDypeUsage)
-		fs.PrintDefaults()
-	}
-	pf := newParamFlags(fs)
-	var models modelFlags
-	models.register(fs)
+	ef := newExperimentFlags("sweep dype", sweepDypeUsage, stderr)
+	fs, pf, d := ef.fs, ef.pf, ef.base
 	resolution := fs.String("resolution", "2048", "size: 2048 (square), 2K or 2048x1024")
 	quick := fs.Bool("quick", false, "scales and exponents {1, 2, 3} instead of {1, 1.5, 2, 2.5, 3}")
 	scales := fs.String("scales", "", "comma-separated dype_scale values (overrides the default grid)")
 	exponents := fs.String("exponents", "", "comma-separated dype_exponent values (overrides the default grid)")
 	output := fs.String("output", filepath.Join("results", "dype_sweep"), "output folder (a timestamped folder is made inside)")
-	pf.str("prompt", d.Prompt, "prompt", func(p *build.Params, v string) { p.Prompt = v })
 	pf.str("method", "vision_yarn", "DyPE method: vision_yarn, yarn, ntk or base", func(p *build.Params, v string) { p.DyPE.Method = v })
 	pf.registerSampling(d)
 	pf.registerDyPE(d, false, false, false)
 	pf.registerVAE(d)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return usage("unexpected argument %q (all inputs are flags)", fs.Arg(0))
+	if code, stop, err := ef.parse(args); stop {
+		return code
+	} else if err != nil {
+		return fail(err)
 	}
 	res, err := experiments.ParseResolutions(*resolution)
 	if err != nil {
@@ -151,7 +134,7 @@ func sweepDype(ctx context.Context, args []string, stdout, stderr io.Writer, now
 			}
 		}
 	}
-	mods, err := models.resolve()
+	mods, err := ef.models.resolve()
 	if err != nil {
 		return usage("%s", joinLines(err))
 	}
