@@ -9,47 +9,14 @@ import (
 	"testing"
 
 	"github.com/dypegraph/dypegraph/internal/golden"
-	"github.com/dypegraph/dypegraph/models/safetensors"
-	"github.com/dypegraph/dypegraph/tensor"
+	"github.com/dypegraph/dypegraph/internal/golden/goldentensor"
 )
 
 // goldenTensor reads one F32/I64 tensor of a golden file as float32 with its shape.
 func goldenTensor(t *testing.T, m *golden.Manifest, file, name string) ([]float32, []int) {
 	t.Helper()
-	f, err := safetensors.Open(m.Path(file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	info, ok := f.Info(name)
-	if !ok {
-		t.Fatalf("%s has no tensor %q", file, name)
-	}
-	raw, err := f.Data(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := int(info.NumElements())
-	out := make([]float32, n)
-	switch info.DType {
-	case safetensors.I64:
-		for i := 0; i < n; i++ {
-			var v int64
-			for b := 7; b >= 0; b-- {
-				v = v<<8 | int64(raw[8*i+b])
-			}
-			out[i] = float32(v)
-		}
-	default:
-		dt, err := tensor.ParseDType(string(info.DType))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tensor.DecodeF32(out, raw, dt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out, info.Shape
+	g := goldentensor.Open(t, m.Path(file))
+	return g.Floats(name), g.Shape(name)
 }
 
 // tinyDiTEnv puts the golden tiny DiT (with its sidecar) into a models folder.
