@@ -240,45 +240,57 @@ func (v *VAE) DecodeRaw(ctx context.Context, z *tensor.Tensor) (*tensor.Tensor, 
 	if err != nil {
 		return nil, fmt.Errorf("vae: decode: conv_in: %w", err)
 	}
-	step := func(name string, f func(*tensor.Tensor) (*tensor.Tensor, error)) error {
-		if err := ctx.Err(); err != nil {
-			r.free(h)
-			h = nil
-			return err
-		}
-		out, err := f(h)
-		h = out
-		if err != nil {
-			return fmt.Errorf("vae: decode: %s: %w", name, err)
-		}
-		return nil
-	}
-	if err := step("mid.block_1", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.resnet(x, true, &d.mid1) }); err != nil {
-		return nil, err
-	}
-	if err := step("mid.attn_1", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.attention(x, true, &d.midAttn) }); err != nil {
-		return nil, err
-	}
-	if err := step("mid.block_2", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.resnet(x, true, &d.mid2) }); err != nil {
-		return nil, err
-	}
+	p := &stages{ctx: ctx, r: r, what: "decode", h: h}
+	p.middle(&d.mid1, &d.midAttn, &d.mid2)
 	for i := len(d.levels) - 1; i >= 0; i-- {
-		lv := &d.levels[i]
-		for j := range lv.blocks {
-			if err := step(fmt.Sprintf("up.%d.block.%d", i, j), func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.block(x, true, lv, j) }); err != nil {
-				return nil, err
-			}
-		}
-		if lv.resamp != nil {
-			if err := step(fmt.Sprintf("up.%d.upsample", i), func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.upsample(x, lv.resamp) }); err != nil {
-				return nil, err
-			}
-		}
+		p.level(fmt.Sprintf("up.%d", i), &d.levels[i], "upsample", r.upsample)
 	}
-	if err := step("norm_out/conv_out", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.tail(x, &d.normOut, &d.convOut) }); err != nil {
-		return nil, err
+	p.stage("norm_out/conv_out", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.tail(x, &d.normOut, &d.convOut) })
+	return p.h, p.err
+}
+
+// stages threads one activation through the named stages of a forward, checking the context
+// before each. A stage consumes its input; after a failure the later stages are skipped and
+// h is nil.
+type stages struct {
+	ctx  context.Context
+	r    *runner
+	what string // "decode" or "encode", for errors
+	h    *tensor.Tensor
+	err  error
+}
+
+func (p *stages) stage(name string, f func(*tensor.Tensor) (*tensor.Tensor, error)) {
+	if p.err != nil {
+		return
 	}
-	return h, nil
+	if err := p.ctx.Err(); err != nil {
+		p.r.free(p.h)
+		p.h, p.err = nil, err
+		return
+	}
+	out, err := f(p.h)
+	p.h = out
+	if err != nil {
+		p.h, p.err = nil, fmt.Errorf("vae: %s: %s: %w", p.what, name, err)
+	}
+}
+
+// middle runs mid.block_1, mid.attn_1 and mid.block_2.
+func (p *stages) middle(block1 *resBlock, attn *attnBlock, block2 *resBlock) {
+	p.stage("mid.block_1", func(x *tensor.Tensor) (*tensor.Tensor, error) { return p.r.resnet(x, true, block1) })
+	p.stage("mid.attn_1", func(x *tensor.Tensor) (*tensor.Tensor, error) { return p.r.attention(x, true, attn) })
+	p.stage("mid.block_2", func(x *tensor.Tensor) (*tensor.Tensor, error) { return p.r.resnet(x, true, block2) })
+}
+
+// level runs a level's blocks (with their attention) and then its resampling, if it has one.
+func (p *stages) level(prefix string, lv *level, resampleName string, resample func(*tensor.Tensor, *convLayer) (*tensor.Tensor, error)) {
+	for j := range lv.blocks {
+		p.stage(fmt.Sprintf("%s.block.%d", prefix, j), func(x *tensor.Tensor) (*tensor.Tensor, error) { return p.r.block(x, true, lv, j) })
+	}
+	if lv.resamp != nil {
+		p.stage(prefix+"."+resampleName, func(x *tensor.Tensor) (*tensor.Tensor, error) { return resample(x, lv.resamp) })
+	}
 }
 
 // upsample: nearest-neighbour x2 (torch "nearest" with scale 2 picks the same source pixels as
@@ -327,43 +339,11 @@ func (v *VAE) EncodeMoments(ctx context.Context, x *tensor.Tensor) (*tensor.Tens
 	if err != nil {
 		return nil, fmt.Errorf("vae: encode: conv_in: %w", err)
 	}
-	step := func(name string, f func(*tensor.Tensor) (*tensor.Tensor, error)) error {
-		if err := ctx.Err(); err != nil {
-			r.free(h)
-			h = nil
-			return err
-		}
-		out, err := f(h)
-		h = out
-		if err != nil {
-			return fmt.Errorf("vae: encode: %s: %w", name, err)
-		}
-		return nil
-	}
+	p := &stages{ctx: ctx, r: r, what: "encode", h: h}
 	for i := range e.levels {
-		lv := &e.levels[i]
-		for j := range lv.blocks {
-			if err := step(fmt.Sprintf("down.%d.block.%d", i, j), func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.block(x, true, lv, j) }); err != nil {
-				return nil, err
-			}
-		}
-		if lv.resamp != nil {
-			if err := step(fmt.Sprintf("down.%d.downsample", i), func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.downsample(x, lv.resamp) }); err != nil {
-				return nil, err
-			}
-		}
+		p.level(fmt.Sprintf("down.%d", i), &e.levels[i], "downsample", r.downsample)
 	}
-	if err := step("mid.block_1", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.resnet(x, true, &e.mid1) }); err != nil {
-		return nil, err
-	}
-	if err := step("mid.attn_1", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.attention(x, true, &e.midAttn) }); err != nil {
-		return nil, err
-	}
-	if err := step("mid.block_2", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.resnet(x, true, &e.mid2) }); err != nil {
-		return nil, err
-	}
-	if err := step("norm_out/conv_out", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.tail(x, &e.normOut, &e.convOut) }); err != nil {
-		return nil, err
-	}
-	return h, nil
+	p.middle(&e.mid1, &e.midAttn, &e.mid2)
+	p.stage("norm_out/conv_out", func(x *tensor.Tensor) (*tensor.Tensor, error) { return r.tail(x, &e.normOut, &e.convOut) })
+	return p.h, p.err
 }
