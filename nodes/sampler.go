@@ -176,7 +176,8 @@ func (k *ksamplerCall) run(ctx context.Context, rt Runtime) (*Outputs, error) {
 	}
 	defer freePos()
 	var neg sampling.Denoiser
-	if k.params.CFG != 1 {
+	// The CFG++ samplers use the unconditional prediction themselves, even at cfg 1.
+	if k.params.CFG != 1 || sampling.NeedsUncond(k.params.Sampler) {
 		n, freeNeg, err := mk(k.negative)
 		if err != nil {
 			return nil, err

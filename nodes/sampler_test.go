@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/big"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/dypegraph/dypegraph/internal/golden"
 	"github.com/dypegraph/dypegraph/internal/golden/goldentensor"
+	"github.com/dypegraph/dypegraph/sampling"
 )
 
 // goldenTensor reads one F32/I64 tensor of a golden file as float32 with its shape.
@@ -107,5 +109,55 @@ func TestKSamplerNodeMatchesGoldenLoop(t *testing.T) {
 	t.Logf("max |latent - golden| = %.3g", maxErr)
 	if maxErr > 1e-3 {
 		t.Fatalf("latent differs from ComfyUI's by %.3g", maxErr)
+	}
+}
+
+// TestKSamplerEverySampler runs every sampler of the combo through the KSampler node on the
+// tiny golden DiT, at cfg 1 (where the CFG++ samplers still need the negative model) and at
+// cfg 2: each must finish with a finite latent of the input's shape.
+func TestKSamplerEverySampler(t *testing.T) {
+	m := golden.MustLoad(t)
+	env := tempEnv(t)
+	tinyDiTEnv(t, m, env)
+	in := NewInputs()
+	in.Set("unet_name", "tiny_dit.safetensors")
+	in.Set("weight_dtype", "default")
+	model := exec(t, "UNETLoader", in, env).Values[0].(*Model)
+	dim := model.DiT().Config().CapFeatDim
+	hidden := make([]float32, 3*dim)
+	for i := range hidden {
+		hidden[i] = float32(math.Sin(float64(i)))
+	}
+	cond := &Conditioning{Entries: []CondEntry{{Tokens: 3, Dim: dim, Hidden: hidden}}}
+	el := NewInputs()
+	el.Set("width", intIn(32))
+	el.Set("height", intIn(32))
+	el.Set("batch_size", intIn(1))
+	latent := exec(t, "EmptySD3LatentImage", el, env).Values[0].(*Latent)
+	for _, name := range sampling.Samplers() {
+		for _, cfg := range []float64{1, 2} {
+			t.Run(fmt.Sprintf("%s/cfg=%v", name, cfg), func(t *testing.T) {
+				ks := NewInputs()
+				ks.Set("model", model)
+				ks.Set("seed", big.NewInt(7))
+				ks.Set("steps", intIn(3))
+				ks.Set("cfg", cfg)
+				ks.Set("sampler_name", name)
+				ks.Set("scheduler", "simple")
+				ks.Set("positive", cond)
+				ks.Set("negative", cond)
+				ks.Set("latent_image", latent)
+				ks.Set("denoise", 1.0)
+				got := exec(t, "KSampler", ks, env).Values[0].(*Latent)
+				if len(got.Samples) != len(latent.Samples) {
+					t.Fatalf("latent has %d values, want %d", len(got.Samples), len(latent.Samples))
+				}
+				for i, v := range got.Samples {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatalf("latent value %d is %v", i, v)
+					}
+				}
+			})
+		}
 	}
 }

@@ -31,7 +31,9 @@ var ErrCFG = errors.New("sampling: bad cfg")
 // CFG combines a positive and a negative denoiser like ComfyUI's sampling_function and
 // cfg_function: denoised = uncond + (cond − uncond)·scale in float32. When scale is 1 (to
 // math.isclose precision) the negative pass is skipped and the positive prediction is returned
-// unchanged; negative may then be nil.
+// unchanged; negative may then be nil. The CFG++ samplers (NeedsUncond) also get the
+// unconditional prediction from the result, and need a negative even at scale 1, where they
+// evaluate it as ComfyUI does (cfg1 optimisation disabled: uncond + (cond − uncond)·1).
 func CFG(positive, negative Denoiser, scale float64) (Denoiser, error) {
 	if positive == nil {
 		return nil, fmt.Errorf("%w: no positive model", ErrCFG)
@@ -40,7 +42,10 @@ func CFG(positive, negative Denoiser, scale float64) (Denoiser, error) {
 		return nil, fmt.Errorf("%w: scale %v", ErrCFG, scale)
 	}
 	if cfgIsOne(scale) {
-		return positive, nil
+		if negative == nil {
+			return positive, nil
+		}
+		return &cfgDenoiser{pos: positive, neg: negative, scale: float32(scale), one: true}, nil
 	}
 	if negative == nil {
 		return nil, fmt.Errorf("%w: scale %v needs a negative model", ErrCFG, scale)
@@ -56,18 +61,27 @@ func cfgIsOne(scale float64) bool {
 type cfgDenoiser struct {
 	pos, neg Denoiser
 	scale    float32
+	one      bool // scale 1: Denoise skips the negative
 }
 
 func (c *cfgDenoiser) Denoise(ctx context.Context, x *Latent, sigma float32, step int) (*Latent, error) {
+	if c.one {
+		return c.pos.Denoise(ctx, x, sigma, step)
+	}
+	out, _, err := c.denoiseWithUncond(ctx, x, sigma, step)
+	return out, err
+}
+
+func (c *cfgDenoiser) denoiseWithUncond(ctx context.Context, x *Latent, sigma float32, step int) (denoised, uncond *Latent, err error) {
 	cond, err := callModel(ctx, c.pos, x, sigma, step)
 	if err != nil {
-		return nil, fmt.Errorf("cfg positive: %w", err)
+		return nil, nil, fmt.Errorf("cfg positive: %w", err)
 	}
-	uncond, err := callModel(ctx, c.neg, x, sigma, step)
+	uncond, err = callModel(ctx, c.neg, x, sigma, step)
 	if err != nil {
-		return nil, fmt.Errorf("cfg negative: %w", err)
+		return nil, nil, fmt.Errorf("cfg negative: %w", err)
 	}
-	return CombineCFG(cond, uncond, c.scale), nil
+	return CombineCFG(cond, uncond, c.scale), uncond, nil
 }
 
 // CombineCFG is uncond + (cond − uncond)·scale element-wise, each operation rounded to float32

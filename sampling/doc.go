@@ -2,10 +2,15 @@
 // for number: the ModelSamplingDiscreteFlow sigma table (ModelSamplingAuraFlow / SD3 shift
 // formula), ComfyUI's schedulers (simple, sgm_uniform, karras, exponential, ddim_uniform, beta,
 // normal, linear_quadratic, kl_optimal), KSampler's denoise rule and KSamplerAdvanced's
-// start/end step and leftover-noise rules, the k-diffusion samplers euler, euler_ancestral,
-// heun, dpmpp_2m, dpmpp_2m_sde, res_multistep, res_multistep_ancestral and ddim,
-// classifier-free guidance, the CONST noise scaling, the Flux latent format, and the noise of
-// ComfyUI's prepare_noise reproduced from torch's CPU generator (MT19937 + torch.randn).
+// start/end step and leftover-noise rules (with the discard-penultimate-sigma rule of dpm_2,
+// dpm_2_ancestral and uni_pc), the samplers of ComfyUI's KSampler list euler, euler_cfg_pp,
+// euler_ancestral, euler_ancestral_cfg_pp, heun, heunpp2, dpm_2, dpm_2_ancestral, lms,
+// dpmpp_2s_ancestral, dpmpp_sde, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde, lcm, ipndm, ipndm_v,
+// deis, res_multistep, res_multistep_ancestral, gradient_estimation, ddim, uni_pc and
+// uni_pc_bh2 (each on ComfyUI's path for a CONST model, e.g. the _RF ancestral variants),
+// classifier-free guidance (with the unconditional prediction for the CFG++ samplers), the
+// CONST noise scaling, the Flux latent format, and the noise of ComfyUI's prepare_noise
+// reproduced from torch's CPU generator (MT19937 + torch.randn).
 //
 // It owns: sigma schedules, sampler update formulas, CFG combination, noise generation and the
 // latent-space bookkeeping around a sampling run (process_in/out, noise_scaling and its inverse).
@@ -22,7 +27,8 @@
 // the samplers stay within a float32 ulp or two of it (torch takes log/exp/expm1 of the
 // per-step coefficients from SLEEF, this package correctly rounded).
 //
-// Known deviation: dpmpp_2m_sde draws its per-step noise from the seed+1 generator that
-// ComfyUI's ancestral samplers use, not from ComfyUI's torchsde BrownianTree: same
-// distribution, different numbers, so its images differ from ComfyUI's.
+// Known deviation: the SDE samplers dpmpp_sde, dpmpp_2m_sde and dpmpp_3m_sde draw their noise
+// from the seed+1 generator that ComfyUI's ancestral samplers use unless a Brownian tree is
+// plugged in through SamplerOptions.SDENoise; ComfyUI uses a torchsde BrownianTree: same
+// distribution, different numbers, so their images differ from ComfyUI's.
 package sampling

@@ -10,18 +10,43 @@ import (
 // denoise < 1 (0.9999 and above count as 1) the last steps+1 sigmas of the schedule computed
 // for int(steps/denoise) steps, so that a partial denoise still makes steps model calls. With
 // denoise <= 0 the schedule is empty (nothing is sampled; Sample returns the latent as is).
+// It is the schedule of most samplers; SamplerSigmas gives the one of a named sampler.
 func KSamplerSigmas(ms *FlowSampling, scheduler string, steps int, denoise float64) ([]float32, error) {
+	return ksamplerSigmas(ms, scheduler, steps, denoise, false)
+}
+
+// SamplerSigmas is KSamplerSigmas for the named sampler: for dpm_2, dpm_2_ancestral, uni_pc and
+// uni_pc_bh2 ComfyUI's KSampler computes each schedule for one step more and drops its
+// second-to-last sigma.
+func SamplerSigmas(ms *FlowSampling, sampler, scheduler string, steps int, denoise float64) ([]float32, error) {
+	return ksamplerSigmas(ms, scheduler, steps, denoise, discardPenultimate[sampler])
+}
+
+func ksamplerSigmas(ms *FlowSampling, scheduler string, steps int, denoise float64, discard bool) ([]float32, error) {
 	if steps < 1 {
 		return nil, fmt.Errorf("%w: steps %d (must be at least 1)", ErrParam, steps)
 	}
 	if math.IsNaN(denoise) || denoise > 1 || denoise < 0 {
 		return nil, fmt.Errorf("%w: denoise %v (must be in [0, 1])", ErrParam, denoise)
 	}
+	calc := func(n int) ([]float32, error) {
+		if !discard {
+			return CalculateSigmas(ms, scheduler, n)
+		}
+		s, err := CalculateSigmas(ms, scheduler, n+1)
+		if err != nil {
+			return nil, err
+		}
+		if len(s) >= 2 {
+			s = append(s[:len(s)-2], s[len(s)-1])
+		}
+		return s, nil
+	}
 	if denoise > 0.9999 {
-		return CalculateSigmas(ms, scheduler, steps)
+		return calc(steps)
 	}
 	if denoise <= 0 {
-		if _, err := CalculateSigmas(ms, scheduler, steps); err != nil { // still reject bad names
+		if _, err := calc(steps); err != nil { // still reject bad names
 			return nil, err
 		}
 		return []float32{}, nil
@@ -30,7 +55,7 @@ func KSamplerSigmas(ms *FlowSampling, scheduler string, steps int, denoise float
 	if full > maxScheduleSteps {
 		return nil, fmt.Errorf("%w: steps %d with denoise %v need a %.0f-step schedule (limit %d)", ErrParam, steps, denoise, full, maxScheduleSteps)
 	}
-	sigmas, err := CalculateSigmas(ms, scheduler, int(full))
+	sigmas, err := calc(int(full))
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +128,11 @@ func Sample(ctx context.Context, model Denoiser, ms *FlowSampling, format Latent
 	if opts.Sampling == nil {
 		opts.Sampling = ms
 	}
-	x, err = RunSampler(ctx, sampler, model, x, sigmas, opts)
+	x, last, err := runSampler(ctx, sampler, model, x, sigmas, opts)
 	if err != nil {
 		return nil, err
 	}
-	x = ms.InverseNoiseScaling(sigmas[len(sigmas)-1], x)
+	x = ms.InverseNoiseScaling(last, x)
 	return format.ProcessOut(x), nil
 }
 
@@ -151,7 +176,7 @@ func KSample(ctx context.Context, positive, negative Denoiser, latent *Latent, p
 	if p.Sampling == nil {
 		return nil, fmt.Errorf("%w: ksampler: no model sampling", ErrParam)
 	}
-	sigmas, err := KSamplerSigmas(p.Sampling, p.Scheduler, p.Steps, p.Denoise)
+	sigmas, err := SamplerSigmas(p.Sampling, p.Sampler, p.Scheduler, p.Steps, p.Denoise)
 	if err != nil {
 		return nil, fmt.Errorf("ksampler: %w", err)
 	}

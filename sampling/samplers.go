@@ -11,7 +11,9 @@ import (
 // callback): the step index, the number of steps of the run, the sigma, the current x and the
 // denoised estimate x0, both in model space (apply the latent format's ProcessOut, or the
 // latent→RGB preview factors, which ComfyUI applies to this x0 directly). The latents belong to
-// the sampler: read them during the callback, copy what must outlive it.
+// the sampler: read them during the callback, copy what must outlive it. uni_pc reports its
+// VP-space x (x/sqrt(1 + σ²)) as ComfyUI does; ipndm, ipndm_v and deis report the current x
+// where ComfyUI passes the initial one.
 type Step struct {
 	Index, Total int
 	Sigma        float32
@@ -30,30 +32,88 @@ type SamplerOptions struct {
 	Noise *NoiseSampler
 	// Callback, when set, is called once per step.
 	Callback Callback
-	// Sampling is the model's sampling; dpmpp_2m_sde needs it (Sample sets it).
+	// Sampling is the model's sampling; the SDE samplers need it (Sample sets it).
 	Sampling *FlowSampling
+	// SDENoise, when set, makes the noise source of the SDE samplers (dpmpp_sde, dpmpp_2m_sde,
+	// dpmpp_3m_sde) for one run, where ComfyUI builds BrownianTreeNoiseSampler(x, sigmaMin,
+	// sigmaMax, seed): like is x (shape only), sigmaMin and sigmaMax are the smallest non-zero
+	// and the largest sigma of the schedule (before a first sigma of 1 is moved to
+	// percent_to_sigma(1e-4); the NoiseFunc calls get the moved one, as upstream). When nil,
+	// these samplers draw one randn per call from the NoiseSampler (Noise, or seed+1),
+	// whatever the interval.
+	SDENoise func(like *Latent, sigmaMin, sigmaMax float32, seed uint64) (NoiseFunc, error)
 }
 
 type samplerFunc func(r *run, x *Latent, sigmas []float32) (*Latent, error)
 
+// NoiseFunc returns the noise an SDE sampler adds over the step from sigma to sigmaNext: a
+// standard-normal tensor shaped like the run's x (a Brownian increment over the interval,
+// divided by the square root of its length, for ComfyUI's BrownianTreeNoiseSampler).
+type NoiseFunc func(sigma, sigmaNext float32) (*Latent, error)
+
+// comfySamplerOrder is ComfyUI's KSampler.SAMPLERS (KSAMPLER_NAMES + ddim, uni_pc, uni_pc_bh2).
+var comfySamplerOrder = []string{"euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp",
+	"heun", "heunpp2", "exp_heun_2_x0", "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast",
+	"dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu",
+	"dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun",
+	"dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis",
+	"res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
+	"gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver",
+	"sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2"}
+
 // samplerNames lists the implemented samplers in ComfyUI's SAMPLER_NAMES order.
-var samplerNames = []string{"euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde",
-	"res_multistep", "res_multistep_ancestral", "ddim"}
+var samplerNames = func() []string {
+	var out []string
+	for _, n := range comfySamplerOrder {
+		if _, ok := samplerFuncs[n]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}()
 
 var samplerFuncs = map[string]samplerFunc{
-	"euler":           sampleEuler,
-	"euler_ancestral": sampleEulerAncestralRF,
-	"heun":            sampleHeun,
-	"dpmpp_2m":        sampleDPMPP2M,
-	"dpmpp_2m_sde":    sampleDPMPP2MSDE,
-	"res_multistep":   func(r *run, x *Latent, s []float32) (*Latent, error) { return resMultistep(r, x, s, 0) },
+	"euler":                  sampleEuler,
+	"euler_cfg_pp":           func(r *run, x *Latent, s []float32) (*Latent, error) { return eulerAncestralCFGPP(r, x, s, 0) },
+	"euler_ancestral":        sampleEulerAncestralRF,
+	"euler_ancestral_cfg_pp": func(r *run, x *Latent, s []float32) (*Latent, error) { return eulerAncestralCFGPP(r, x, s, 1) },
+	"heun":                   sampleHeun,
+	"heunpp2":                sampleHeunPP2,
+	"dpm_2":                  sampleDPM2,
+	"dpm_2_ancestral":        sampleDPM2AncestralRF,
+	"lms":                    sampleLMS,
+	"dpmpp_2s_ancestral":     sampleDPMPP2SAncestralRF,
+	"dpmpp_sde":              sampleDPMPPSDE,
+	"dpmpp_2m":               sampleDPMPP2M,
+	"dpmpp_2m_sde":           sampleDPMPP2MSDE,
+	"dpmpp_3m_sde":           sampleDPMPP3MSDE,
+	"lcm":                    sampleLCM,
+	"ipndm":                  sampleIPNDM,
+	"ipndm_v":                sampleIPNDMV,
+	"deis":                   sampleDEIS,
+	"res_multistep":          func(r *run, x *Latent, s []float32) (*Latent, error) { return resMultistep(r, x, s, 0) },
 	"res_multistep_ancestral": func(r *run, x *Latent, s []float32) (*Latent, error) {
 		return resMultistep(r, x, s, 1)
 	},
+	"gradient_estimation": sampleGradientEstimation,
 	// ComfyUI's ddim is euler with random noise for inpainting masks; without a mask (this
 	// package has none) it is euler.
-	"ddim": sampleEuler,
+	"ddim":       sampleEuler,
+	"uni_pc":     func(r *run, x *Latent, s []float32) (*Latent, error) { return sampleUniPC(r, x, s, false) },
+	"uni_pc_bh2": func(r *run, x *Latent, s []float32) (*Latent, error) { return sampleUniPC(r, x, s, true) },
 }
+
+// discardPenultimate lists the samplers for which ComfyUI's KSampler computes the schedule for
+// one step more and drops its second-to-last sigma (KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS).
+var discardPenultimate = map[string]bool{"dpm_2": true, "dpm_2_ancestral": true, "uni_pc": true, "uni_pc_bh2": true}
+
+// cfgPPSamplers need the unconditional prediction besides the guided one (CFG++).
+var cfgPPSamplers = map[string]bool{"euler_cfg_pp": true, "euler_ancestral_cfg_pp": true}
+
+// NeedsUncond reports whether the sampler uses the unconditional (negative) prediction itself
+// (the CFG++ samplers): such a sampler needs a negative model even at cfg 1, where ComfyUI still
+// evaluates the negative conditioning for it.
+func NeedsUncond(name string) bool { return cfgPPSamplers[name] }
 
 // Samplers returns the names of the implemented samplers (a subset of ComfyUI's list, same
 // spelling and order).
@@ -64,33 +124,46 @@ func HasSampler(name string) bool { _, ok := samplerFuncs[name]; return ok }
 
 // RunSampler runs k-diffusion's sample_<name> from x (already noise-scaled, model space) over
 // sigmas and returns the final x (before inverse noise scaling). The model must be the
-// flow-matching (CONST) denoiser; euler_ancestral is then ComfyUI's sample_euler_ancestral_RF.
-// The context is checked before every model evaluation.
+// flow-matching (CONST) denoiser, and the samplers take ComfyUI's paths for such a model
+// (euler_ancestral is sample_euler_ancestral_RF, and so on). The context is checked before
+// every model evaluation. Sample inverse-noise-scales the result; after uni_pc and uni_pc_bh2
+// it does so, as ComfyUI does, with 0.001 in place of a final sigma of 0.
 func RunSampler(ctx context.Context, name string, model Denoiser, x *Latent, sigmas []float32, opts SamplerOptions) (*Latent, error) {
+	out, _, err := runSampler(ctx, name, model, x, sigmas, opts)
+	return out, err
+}
+
+// runSampler is RunSampler, also returning the last sigma as ComfyUI's KSAMPLER.sample sees it
+// afterwards for inverse_noise_scaling (uni_pc overwrites a final 0 with 0.001 in place).
+func runSampler(ctx context.Context, name string, model Denoiser, x *Latent, sigmas []float32, opts SamplerOptions) (*Latent, float32, error) {
 	fn, ok := samplerFuncs[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown or unimplemented sampler %q (implemented: %v)", ErrParam, name, samplerNames)
+		return nil, 0, fmt.Errorf("%w: unknown or unimplemented sampler %q (implemented: %v)", ErrParam, name, samplerNames)
 	}
 	if model == nil {
-		return nil, fmt.Errorf("%w: sampler %s: no model", ErrParam, name)
+		return nil, 0, fmt.Errorf("%w: sampler %s: no model", ErrParam, name)
 	}
 	if err := x.Validate(); err != nil {
-		return nil, fmt.Errorf("sampler %s: x: %w", name, err)
+		return nil, 0, fmt.Errorf("sampler %s: x: %w", name, err)
 	}
 	for i, s := range sigmas {
 		if s != s || s < 0 || math.IsInf(float64(s), 0) {
-			return nil, fmt.Errorf("%w: sampler %s: sigma[%d] = %v", ErrParam, name, i, s)
+			return nil, 0, fmt.Errorf("%w: sampler %s: sigma[%d] = %v", ErrParam, name, i, s)
 		}
 	}
-	if len(sigmas) <= 1 {
-		return x.Clone(), nil
+	if len(sigmas) == 0 {
+		return x.Clone(), 0, nil
 	}
-	r := &run{ctx: ctx, model: model, opts: opts, total: len(sigmas) - 1}
-	out, err := fn(r, x, sigmas)
+	last := sigmas[len(sigmas)-1]
+	if len(sigmas) == 1 {
+		return x.Clone(), last, nil
+	}
+	r := &run{ctx: ctx, model: model, opts: opts, total: len(sigmas) - 1, lastSigma: last}
+	out, err := fn(r, x, slices.Clone(sigmas))
 	if err != nil {
-		return nil, fmt.Errorf("sampler %s: %w", name, err)
+		return nil, 0, fmt.Errorf("sampler %s: %w", name, err)
 	}
-	return out, nil
+	return out, r.lastSigma, nil
 }
 
 type run struct {
@@ -99,6 +172,8 @@ type run struct {
 	opts  SamplerOptions
 	total int
 	noise *NoiseSampler
+	// lastSigma is the sigma KSAMPLER.sample inverse-noise-scales with after the sampler.
+	lastSigma float32
 }
 
 func (r *run) denoise(x *Latent, sigma float32, step int) (*Latent, error) {
@@ -109,6 +184,44 @@ func (r *run) report(i int, sigma float32, x, den *Latent) {
 	if r.opts.Callback != nil {
 		r.opts.Callback(Step{Index: i, Total: r.total, Sigma: sigma, X: x, Denoised: den})
 	}
+}
+
+// sdeNoise is the noise source of an SDE sampler over the (unmodified) schedule sigmas: the
+// SDENoise option, or one NoiseSampler draw per call.
+func (r *run) sdeNoise(like *Latent, sigmas []float32) (NoiseFunc, error) {
+	if r.opts.SDENoise == nil {
+		return func(_, _ float32) (*Latent, error) { return r.nextNoise(like), nil }, nil
+	}
+	var lo, hi float32
+	for _, s := range sigmas {
+		if s > 0 && (lo == 0 || s < lo) {
+			lo = s
+		}
+		hi = max(hi, s)
+	}
+	fn, err := r.opts.SDENoise(like, lo, hi, r.opts.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("noise sampler: %w", err)
+	}
+	checked := func(s, sn float32) (*Latent, error) {
+		n, err := fn(s, sn)
+		if err != nil {
+			return nil, fmt.Errorf("noise sampler: %w", err)
+		}
+		if err := checkSame("noise sampler output", like, n); err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+	return checked, nil
+}
+
+// modelSampling is the run's model sampling, which the named sampler needs.
+func (r *run) modelSampling(sampler string) (*FlowSampling, error) {
+	if r.opts.Sampling == nil {
+		return nil, fmt.Errorf("%w: %s needs the model sampling (SamplerOptions.Sampling)", ErrParam, sampler)
+	}
+	return r.opts.Sampling, nil
 }
 
 func (r *run) nextNoise(like *Latent) *Latent {
@@ -188,23 +301,10 @@ func sampleEulerAncestralRF(r *run, x *Latent, sigmas []float32) (*Latent, error
 			x = den.Clone()
 			continue
 		}
-		ratio := 1 + float32(float32(sn/s-1)*eta)
-		sDown := sn * ratio
-		aNext := 1 - sn
-		aDown := 1 - sDown
-		num := float32(float32(sDown*sDown)*float32(aNext*aNext)) / float32(aDown*aDown)
-		renoise := sqrt32(float32(sn*sn) - num)
-		dr := sDown / s
-		keep := 1 - dr
-		next := x.like()
-		for k, v := range x.Data {
-			next.Data[k] = float32(dr*v) + float32(keep*den.Data[k])
-		}
-		scale := aNext / aDown
-		noise := r.nextNoise(x)
-		for k, v := range next.Data {
-			next.Data[k] = float32(scale*v) + float32(noise.Data[k]*renoise)
-		}
+		a := newRFAncestral(s, sn, eta)
+		dr := a.down / s
+		next := lin(dr, x, 1-dr, den)
+		next = a.renoiseInto(next, r.nextNoise(x))
 		x = next
 	}
 	return x, nil
@@ -331,7 +431,7 @@ func ancestralStep(s, sn, eta float32) (down, up float32) {
 	}
 	v := float32(float32(sn*sn)*float32(float32(s*s)-float32(sn*sn))) / float32(s*s)
 	up = eta * sqrt32(v)
-	if sn < up {
+	if !(up < sn) { // Python's min(σ_next, up): σ_next unless up is smaller (also for a NaN up)
 		up = sn
 	}
 	return sqrt32(float32(sn*sn) - float32(up*up)), up
@@ -343,20 +443,21 @@ func ancestralStep(s, sn, eta float32) (down, up float32) {
 // second-order correction and σ_next·sqrt(1 − e^{−2h})-scaled noise; the last step returns x0.
 //
 // Deviation from ComfyUI: ComfyUI draws this noise from a torchsde BrownianTree seeded with the
-// seed; here it comes from the NoiseSampler (seed+1 generator, one randn per step). The two are
-// the same distribution (independent standard normals for the disjoint steps) but not the same
-// numbers, so images differ from ComfyUI's for this sampler.
+// seed; unless SamplerOptions.SDENoise provides one, it comes from the NoiseSampler (seed+1
+// generator, one randn per step). The two are the same distribution (independent standard
+// normals for the disjoint steps) but not the same numbers, so images differ from ComfyUI's.
 func sampleDPMPP2MSDE(r *run, x *Latent, sigmas []float32) (*Latent, error) {
-	ms := r.opts.Sampling
-	if ms == nil {
-		return nil, fmt.Errorf("%w: dpmpp_2m_sde needs the model sampling (SamplerOptions.Sampling)", ErrParam)
+	ms, err := r.modelSampling("dpmpp_2m_sde")
+	if err != nil {
+		return nil, err
+	}
+	noiseAt, err := r.sdeNoise(x, sigmas)
+	if err != nil {
+		return nil, err
 	}
 	const eta = 1
-	sig := slices.Clone(sigmas)
-	if sig[0] >= 1 {
-		sig[0] = float32(ms.PercentToSigma(1e-4))
-	}
-	lambda := func(s float32) float32 { return -log32(s / (1 - s)) }
+	sig := offsetFirstSigma(ms, sigmas)
+	lambda := halfLogSNR
 	var old *Latent
 	var h, hLast float32
 	for i := 0; i < len(sig)-1; i++ {
@@ -388,7 +489,10 @@ func sampleDPMPP2MSDE(r *run, x *Latent, sigmas []float32) (*Latent, error) {
 				}
 			}
 			noiseScale := sqrt32(-expm132(float32(-2*h) * eta))
-			noise := r.nextNoise(x)
+			noise, err := noiseAt(s, sn)
+			if err != nil {
+				return nil, err
+			}
 			for k, v := range noise.Data {
 				next.Data[k] += float32(float32(v*sn) * noiseScale)
 			}

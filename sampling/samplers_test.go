@@ -91,9 +91,12 @@ func TestReferenceRuns(t *testing.T) {
 			}
 		})
 	}
+	for _, c := range loadSamplersRef(t).Cases {
+		seen[c.Sampler] = true
+	}
 	for _, name := range Samplers() {
 		if !seen[name] {
-			t.Errorf("sampler %s has no reference run", name)
+			t.Errorf("sampler %s has no reference run (testdata/reference.json or samplers.json)", name)
 		}
 	}
 }
@@ -110,7 +113,11 @@ func TestSamplersFollowTheFlowLine(t *testing.T) {
 		xInit.Data[i] = float32(math.Cos(float64(3*i))) * 1.3
 	}
 	constant := DenoiserFunc(func(_ context.Context, x *Latent, _ float32, _ int) (*Latent, error) { return x0.Clone(), nil })
-	for _, sampler := range []string{"euler", "heun", "dpmpp_2m", "res_multistep", "ddim"} {
+	// Not here: ipndm_v, whose order-4 coefficients in ComfyUI do not sum to 1 (reproduced as
+	// they are), deis (its coefficients are a 10000-point quadrature), uni_pc (it stops at
+	// σ = 0.001), the CFG++ samplers (they need an unconditional model) and the stochastic ones.
+	for _, sampler := range []string{"euler", "heun", "dpmpp_2m", "res_multistep", "ddim", "dpm_2", "heunpp2", "lms",
+		"ipndm", "gradient_estimation"} {
 		for _, scheduler := range []string{"simple", "karras", "beta"} {
 			t.Run(sampler+"_"+scheduler, func(t *testing.T) {
 				sigmas, err := KSamplerSigmas(ms, scheduler, 7, 1)
@@ -271,7 +278,7 @@ func TestSamplerErrors(t *testing.T) {
 		want    string
 	}{
 		{"unknown sampler", "euler_a", identity, good, sigmas, "unknown or unimplemented sampler"},
-		{"unimplemented sampler", "dpmpp_3m_sde", identity, good, sigmas, "unknown or unimplemented sampler"},
+		{"unimplemented sampler", "dpm_fast", identity, good, sigmas, "unknown or unimplemented sampler"},
 		{"nil model", "euler", nil, good, sigmas, "no model"},
 		{"bad latent", "euler", identity, &Latent{Shape: []int{1, 2}, Data: []float32{1}}, sigmas, "bad latent shape"},
 		{"NaN sigma", "heun", identity, good, []float32{1, float32(math.NaN()), 0}, "sigma[1]"},
@@ -279,6 +286,10 @@ func TestSamplerErrors(t *testing.T) {
 		{"model output shape", "euler", wrongShape, good, sigmas, "model output"},
 		{"model error", "res_multistep", failing, good, sigmas, "out of memory"},
 		{"sde without model sampling", "dpmpp_2m_sde", identity, good, sigmas, "needs the model sampling"},
+		{"sde 3m without model sampling", "dpmpp_3m_sde", identity, good, sigmas, "needs the model sampling"},
+		{"cfg_pp without uncond", "euler_cfg_pp", identity, good, sigmas, "needs the unconditional prediction"},
+		{"uni_pc model error", "uni_pc", failing, good, sigmas, "out of memory"},
+		{"uni_pc repeated sigmas", "uni_pc", identity, good, []float32{1, 0.5, 0.5, 0.5, 0}, "singular"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -298,7 +309,7 @@ func TestSamplerErrors(t *testing.T) {
 		{"steps 0", func(p *KSamplerParams) { p.Steps = 0 }},
 		{"denoise 2", func(p *KSamplerParams) { p.Denoise = 2 }},
 		{"unknown scheduler", func(p *KSamplerParams) { p.Scheduler = "cosine" }},
-		{"unknown sampler", func(p *KSamplerParams) { p.Sampler = "lms" }},
+		{"unknown sampler", func(p *KSamplerParams) { p.Sampler = "dpm_adaptive" }},
 		{"no model sampling", func(p *KSamplerParams) { p.Sampling = nil }},
 		{"negative start", func(p *KSamplerParams) { p.Range = &StepRange{Start: -1, End: 3} }},
 		{"batch index count", func(p *KSamplerParams) { p.BatchIndex = []int{0, 1} }},
