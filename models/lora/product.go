@@ -20,7 +20,15 @@ func product(up, down []float32, rows, rank, in int) []float32 {
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
-			for i := lo; i < hi; i++ {
+			i := lo
+			for ; i+2 <= hi; i += 2 {
+				o, u := out[i*in:(i+2)*in], up[i*rank:(i+2)*rank]
+				if done := productRowsVector(o, u, down, in); done < in {
+					productColumns(o[:in], u[:rank], down, in, done)
+					productColumns(o[in:], u[rank:], down, in, done)
+				}
+			}
+			for ; i < hi; i++ {
 				productRow(out[i*in:(i+1)*in], up[i*rank:(i+1)*rank], down, in)
 			}
 		}(lo, hi)
@@ -29,11 +37,17 @@ func product(up, down []float32, rows, rank, in int) []float32 {
 	return out
 }
 
-// productRow computes one output row o = Σ_k u[k]·down[k, :], eight columns at a time in
+// productRow computes one output row o = Σ_k u[k]·down[k, :]: the vector kernel's columns,
+// then the rest.
+func productRow(o, u, down []float32, in int) {
+	productColumns(o, u, down, in, productRowVector(o, u, down, in))
+}
+
+// productColumns computes columns j0 and up of one output row in Go, eight at a time in
 // registers. The explicit float32 conversions keep the compiler from fusing the multiply and
 // the add.
-func productRow(o, u, down []float32, in int) {
-	j := 0
+func productColumns(o, u, down []float32, in, j0 int) {
+	j := j0
 	for ; j+8 <= len(o); j += 8 {
 		var a0, a1, a2, a3, a4, a5, a6, a7 float32
 		for k, a := range u {
