@@ -236,7 +236,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"width not multiple of 16", []string{"--width", "1000", "x"}, 2, "width 1000 is not a multiple of 16 (Z-Image works on 16-pixel tokens); try 992 or 1008"},
 		{"height too big", []string{"--height", "20000", "x"}, 2, "height 20000 is out of range"},
 		{"DyPE too big", []string{"--dype", "--width", "9216", "x"}, 2, "16 to 8192"},
-		{"bad sampler", []string{"--sampler", "lms", "x"}, 2, `sampler "lms" is not available`},
+		{"bad sampler", []string{"--sampler", "dpm_fast", "x"}, 2, `sampler "dpm_fast" is not available`},
 		{"bad method", []string{"--dype", "--dype-method", "pi", "x"}, 2, `DyPE method "pi"`},
 		{"bad multipass", []string{"--multipass", "many", "x"}, 2, `multipass "many"`},
 		{"multipass img2img", []string{"--multipass", "twopass", "--img2img", notImage, "x"}, 2, "--img2img:"},

@@ -254,7 +254,7 @@ func TestValidateErrors(t *testing.T) {
 		{"DyPE too large", func(p *build.Params) { p.Width = 8208; p.DyPE.Enabled = true }, "16 to 8192"},
 		{"steps", func(p *build.Params) { p.Steps = 0 }, "steps 0 must be 1 to 10000"},
 		{"cfg", func(p *build.Params) { p.CFG = -1 }, "cfg -1 must be 0 to 100"},
-		{"sampler", func(p *build.Params) { p.Sampler = "lms" }, `sampler "lms" is not available; choose one of euler`},
+		{"sampler", func(p *build.Params) { p.Sampler = "dpm_fast" }, `sampler "dpm_fast" is not available; choose one of euler`},
 		{"scheduler", func(p *build.Params) { p.Scheduler = "fast" }, `scheduler "fast" is not available`},
 		{"dype method", func(p *build.Params) { p.DyPE.Enabled = true; p.DyPE.Method = "pi" }, `DyPE method "pi"`},
 		{"dype mode", func(p *build.Params) { p.DyPE.Enabled = true; p.DyPE.Mode = "x" }, `DyPE mode "x"`},
