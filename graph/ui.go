@@ -26,14 +26,17 @@ var controlValues = map[string]bool{"fixed": true, "increment": true, "decrement
 type uiLink struct {
 	originID   string
 	originSlot int
+	targetID   string
+	targetSlot int
 	typ        string
 }
 
 type uiInput struct {
-	name   string
-	typ    string
-	link   string // "" when unconnected
-	widget bool
+	name       string
+	typ        string
+	link       string // "" when unconnected
+	widget     bool
+	widgetName string // the widget this input converts (widget.name), else name
 }
 
 type uiNode struct {
@@ -42,88 +45,111 @@ type uiNode struct {
 	mode    int
 	title   string
 	inputs  []uiInput
-	widgets any // []any or *ojson.Object
+	outputs []string // output slot types
+	widgets any      // []any or *ojson.Object
+	// proxyWidgets is an instance's properties.proxyWidgets, one entry per widgets_values entry.
+	proxyWidgets []proxyEntry
+	hasProxies   bool
+	def          *uiGraph // the subgraph definition, for subgraph instances
 }
 
 // ConvertUI converts a UI-format workflow (version 0.4 or 1, decoded) to an API-format
 // workflow, like the frontend's graphToPrompt: widget values are mapped to input names through
 // the node schemas (frontend-only values such as control_after_generate and upload buttons are
 // skipped), muted nodes are dropped, links are resolved through reroutes and bypassed nodes,
-// and primitive nodes' values are inlined. Subgraphs are not supported yet.
+// primitive nodes' values are inlined, and subgraph instances are flattened into their inner
+// nodes with ids "<instance id>:<inner id>" (see subgraph.go).
 func ConvertUI(doc *ojson.Object, reg *nodes.Registry, env nodes.Env) (*Workflow, error) {
-	subgraphs := map[string]bool{}
-	if defs, ok := doc.Get("definitions"); ok {
-		if dobj, ok := defs.(*ojson.Object); ok {
-			if sg, ok := dobj.Get("subgraphs"); ok {
-				if list, ok := sg.([]any); ok {
-					for _, s := range list {
-						if so, ok := s.(*ojson.Object); ok {
-							if id, ok := so.Get("id"); ok {
-								subgraphs[fmt.Sprint(id)] = true
-							}
-						}
+	defs, err := parseDefinitions(doc)
+	if err != nil {
+		return nil, err
+	}
+	root, err := parseUIGraph(doc, "UI workflow", nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &uiConverter{reg: reg, defs: defs}
+	if err := c.bindInstances(root, "UI workflow"); err != nil {
+		return nil, err
+	}
+	for _, d := range defs.list {
+		if err := c.bindInstances(d, d.label()); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkDefinitionCycles(defs); err != nil {
+		return nil, err
+	}
+	if err := checkFlatSize(root); err != nil {
+		return nil, err
+	}
+	prompt := ojson.NewObject()
+	if err := c.emit(&scope{g: root}, prompt); err != nil {
+		return nil, err
+	}
+	// Like the frontend, drop links to nodes that were not emitted.
+	for _, id := range prompt.Keys() {
+		nv, _ := prompt.Get(id)
+		inv, _ := nv.(*ojson.Object).Get("inputs")
+		inputs := inv.(*ojson.Object)
+		for _, name := range inputs.Keys() {
+			v, _ := inputs.Get(name)
+			if arr, ok := v.([]any); ok && len(arr) == 2 {
+				if origin, ok := arr[0].(string); ok {
+					if _, emitted := prompt.Get(origin); !emitted {
+						inputs.Delete(name)
 					}
 				}
 			}
 		}
 	}
-	links, err := parseUILinks(doc)
-	if err != nil {
-		return nil, err
-	}
-	rawNodes, _ := doc.Get("nodes")
-	list, ok := rawNodes.([]any)
-	if !ok {
-		return nil, parseErrorf("UI workflow: \"nodes\" must be an array")
-	}
-	byID := map[string]*uiNode{}
-	var ids []string
-	for i, rn := range list {
-		obj, ok := rn.(*ojson.Object)
-		if !ok {
-			return nil, parseErrorf("UI workflow: nodes[%d] must be an object", i)
-		}
-		n, err := parseUINode(obj)
-		if err != nil {
-			return nil, parseErrorf("UI workflow: nodes[%d]: %v", i, err)
-		}
-		if subgraphs[n.typ] {
-			return nil, parseErrorf("UI workflow: node %s is a subgraph (%s); subgraphs are not supported yet — convert the subgraph back to nodes in the editor (right click → Unpack Subgraph) and save again", n.id, n.typ)
-		}
-		if _, dup := byID[n.id]; dup {
-			return nil, parseErrorf("UI workflow: duplicate node id %s", n.id)
-		}
-		byID[n.id] = n
-		ids = append(ids, n.id)
-	}
-	sortIDs(ids)
+	return FromPrompt(prompt)
+}
 
-	c := &uiConverter{links: links, nodes: byID}
-	prompt := ojson.NewObject()
-	for _, id := range ids {
-		n := byID[id]
+// emit appends the API nodes of graph s.g (recursively for subgraph instances) to prompt.
+func (c *uiConverter) emit(s *scope, prompt *ojson.Object) error {
+	for _, id := range s.g.order {
+		n := s.g.nodes[id]
+		if n.def != nil {
+			// A muted or bypassed instance runs none of its inner nodes (frontend PR #8494; the
+			// frontend checks only top-level instances, we check every level). Consumers of a
+			// bypassed instance still get a same-typed input passed through (resolveOutput).
+			if n.mode == modeNever || n.mode == modeBypass {
+				continue
+			}
+			if err := c.emit(s.child(n), prompt); err != nil {
+				return err
+			}
+			continue
+		}
 		if virtualTypes[n.typ] || n.mode == modeNever || n.mode == modeBypass {
 			continue
 		}
 		inputs := ojson.NewObject()
-		cls, known := reg.Get(n.typ)
+		cls, known := c.reg.Get(n.typ)
 		var schema *nodes.Schema
 		if known {
 			schema = cls.Schema()
-			if err := mapWidgets(n, schema, inputs); err != nil {
-				return nil, parseErrorf("UI workflow: node %s (%s): %v", n.id, n.typ, err)
+			if err := c.nodeWidgets(s, n, schema, inputs); err != nil {
+				return parseErrorf("%s: node %s (%s): %v", s.g.label(), n.id, n.typ, err)
 			}
 		}
-		for _, in := range n.inputs {
+		for slot, in := range n.inputs {
 			if in.link == "" {
 				continue
 			}
-			val, ok := c.resolve(in.link, 0)
-			if !ok {
-				inputs.Delete(in.name)
-				continue
+			r, err := c.resolveInput(s, n, slot, 0)
+			if err != nil {
+				return err
 			}
-			inputs.Set(in.name, val)
+			switch r.kind {
+			case resLink:
+				inputs.Set(in.name, linkValue(r))
+			case resValue:
+				inputs.Set(in.name, wrapList(ojson.CloneValue(r.value)))
+			case resDropped:
+				inputs.Delete(in.name)
+			}
 		}
 		if schema != nil {
 			inputs = inSchemaOrder(inputs, schema)
@@ -137,9 +163,12 @@ func ConvertUI(doc *ojson.Object, reg *nodes.Registry, env nodes.Env) (*Workflow
 		}
 		node := ojson.NewObject().Set("inputs", inputs).Set("class_type", n.typ).
 			Set("_meta", ojson.NewObject().Set("title", title))
-		prompt.Set(id, node)
+		if _, dup := prompt.Get(s.prefix + id); dup {
+			return parseErrorf("%s: node id %s%s occurs twice after flattening subgraphs; renumber the node in the editor", s.g.label(), s.prefix, id)
+		}
+		prompt.Set(s.prefix+id, node)
 	}
-	return FromPrompt(prompt)
+	return nil
 }
 
 // mapWidgets assigns widgets_values to the schema's widget inputs.
@@ -148,7 +177,7 @@ func mapWidgets(n *uiNode, schema *nodes.Schema, inputs *ojson.Object) error {
 		for i := range schema.Inputs {
 			spec := &schema.Inputs[i]
 			if v, ok := obj.Get(spec.Name); ok && spec.IsWidget() {
-				inputs.Set(spec.Name, wrapList(v))
+				inputs.Set(spec.Name, wrapList(ojson.CloneValue(v)))
 			}
 		}
 		return nil
@@ -165,7 +194,7 @@ func mapWidgets(n *uiNode, schema *nodes.Schema, inputs *ojson.Object) error {
 		if pos >= len(values) {
 			break
 		}
-		inputs.Set(spec.Name, wrapList(values[pos]))
+		inputs.Set(spec.Name, wrapList(ojson.CloneValue(values[pos])))
 		pos++
 		remainingWidgets := len(widgets) - wi - 1
 		if spec.ControlAfterGenerate != nil || spec.Name == "seed" || spec.Name == "noise_seed" {
@@ -207,58 +236,6 @@ func wrapList(v any) any {
 	return v
 }
 
-type uiConverter struct {
-	links map[string]uiLink
-	nodes map[string]*uiNode
-}
-
-// resolve follows a link to its real producer: [origin_id, slot], an inlined primitive value,
-// or nothing (origin muted, missing or a note).
-func (c *uiConverter) resolve(linkID string, depth int) (any, bool) {
-	if depth > 1000 {
-		return nil, false
-	}
-	l, ok := c.links[linkID]
-	if !ok {
-		return nil, false
-	}
-	origin, ok := c.nodes[l.originID]
-	if !ok {
-		return nil, false
-	}
-	switch {
-	case origin.typ == "Reroute":
-		for _, in := range origin.inputs {
-			if in.link != "" {
-				return c.resolve(in.link, depth+1)
-			}
-		}
-		return nil, false
-	case origin.typ == "PrimitiveNode":
-		if vals, ok := origin.widgets.([]any); ok && len(vals) > 0 {
-			return wrapList(vals[0]), true
-		}
-		return nil, false
-	case origin.mode == modeBypass:
-		// A bypassed node forwards the input of the same type, preferring the same slot.
-		if l.originSlot < len(origin.inputs) {
-			in := origin.inputs[l.originSlot]
-			if in.link != "" && TypesCompatible(in.typ, l.typ) {
-				return c.resolve(in.link, depth+1)
-			}
-		}
-		for _, in := range origin.inputs {
-			if in.link != "" && TypesCompatible(in.typ, l.typ) {
-				return c.resolve(in.link, depth+1)
-			}
-		}
-		return nil, false
-	case origin.mode == modeNever || virtualTypes[origin.typ]:
-		return nil, false
-	}
-	return []any{origin.id, json.Number(strconv.Itoa(l.originSlot))}, true
-}
-
 func idString(v any) (string, bool) {
 	switch t := v.(type) {
 	case json.Number:
@@ -285,7 +262,8 @@ func intValue(v any) (int, bool) {
 	return i, true
 }
 
-func parseUILinks(doc *ojson.Object) (map[string]uiLink, error) {
+// parseUILinks reads the "links" of a graph; where names the graph in errors.
+func parseUILinks(doc *ojson.Object, where string) (map[string]uiLink, error) {
 	links := map[string]uiLink{}
 	raw, ok := doc.Get("links")
 	if !ok || raw == nil {
@@ -293,23 +271,25 @@ func parseUILinks(doc *ojson.Object) (map[string]uiLink, error) {
 	}
 	list, ok := raw.([]any)
 	if !ok {
-		return nil, parseErrorf("UI workflow: \"links\" must be an array")
+		return nil, parseErrorf("%s: \"links\" must be an array", where)
 	}
 	for i, rl := range list {
-		var id, origin, typ string
-		var slot int
+		var id, origin, typ, target string
+		var slot, targetSlot int
 		switch t := rl.(type) {
 		case []any: // version 0.4: [id, origin_id, origin_slot, target_id, target_slot, type]
 			if len(t) < 5 {
-				return nil, parseErrorf("UI workflow: links[%d] must have at least 5 entries", i)
+				return nil, parseErrorf("%s: links[%d] must have at least 5 entries", where, i)
 			}
 			var ok1, ok2, ok3 bool
 			id, ok1 = idString(t[0])
 			origin, ok2 = idString(t[1])
 			slot, ok3 = intValue(t[2])
 			if !ok1 || !ok2 || !ok3 {
-				return nil, parseErrorf("UI workflow: links[%d] is malformed", i)
+				return nil, parseErrorf("%s: links[%d] is malformed", where, i)
 			}
+			target, _ = idString(t[3])
+			targetSlot, _ = intValue(t[4])
 			if len(t) > 5 {
 				typ, _ = t[5].(string)
 			}
@@ -322,16 +302,20 @@ func parseUILinks(doc *ojson.Object) (map[string]uiLink, error) {
 			v, _ = t.Get("origin_slot")
 			slot, ok3 = intValue(v)
 			if !ok1 || !ok2 || !ok3 {
-				return nil, parseErrorf("UI workflow: links[%d] is malformed", i)
+				return nil, parseErrorf("%s: links[%d] is malformed", where, i)
 			}
+			v, _ = t.Get("target_id")
+			target, _ = idString(v)
+			v, _ = t.Get("target_slot")
+			targetSlot, _ = intValue(v)
 			v, _ = t.Get("type")
 			typ, _ = v.(string)
 		case nil:
 			continue
 		default:
-			return nil, parseErrorf("UI workflow: links[%d] must be an array or object", i)
+			return nil, parseErrorf("%s: links[%d] must be an array or object", where, i)
 		}
-		links[id] = uiLink{originID: origin, originSlot: slot, typ: typ}
+		links[id] = uiLink{originID: origin, originSlot: slot, targetID: target, targetSlot: targetSlot, typ: typ}
 	}
 	return links, nil
 }
@@ -373,8 +357,36 @@ func parseUINode(obj *ojson.Object) (*uiNode, error) {
 			if lv, ok := io.Get("link"); ok && lv != nil {
 				in.link, _ = idString(lv)
 			}
-			_, in.widget = io.Get("widget")
+			if wv, ok := io.Get("widget"); ok && wv != nil {
+				in.widget = true
+				if wo, ok := wv.(*ojson.Object); ok {
+					wn, _ := wo.Get("name")
+					in.widgetName, _ = wn.(string)
+				}
+			}
+			if in.widgetName == "" {
+				in.widgetName = in.name
+			}
 			n.inputs = append(n.inputs, in)
+		}
+	}
+	// Output types only steer bypass resolution; odd entries count as untyped.
+	if list, ok := obj.Get("outputs"); ok {
+		outs, _ := list.([]any)
+		for _, ro := range outs {
+			var typ string
+			if oo, ok := ro.(*ojson.Object); ok {
+				tv, _ := oo.Get("type")
+				typ, _ = tv.(string)
+			}
+			n.outputs = append(n.outputs, typ)
+		}
+	}
+	if v, ok := obj.Get("properties"); ok {
+		if props, ok := v.(*ojson.Object); ok {
+			if pw, ok := props.Get("proxyWidgets"); ok && pw != nil {
+				n.proxyWidgets, n.hasProxies = parseProxyWidgets(pw)
+			}
 		}
 	}
 	return n, nil

@@ -65,7 +65,7 @@ func TestUIConversionRules(t *testing.T) {
 			want: `{"3":{"class_type":"PreviewImage","inputs":{}}}`},
 		{name: "version 1 object links", file: "ui_v1.json",
 			want: `{"1":{"class_type":"EmptyImage","inputs":{"width":16,"height":16,"batch_size":1,"color":0}},"2":{"class_type":"PreviewImage","inputs":{"images":["1",0]}}}`},
-		{name: "subgraph is refused", file: "ui_subgraph.json", err: true},
+		{name: "empty subgraph instance emits nothing", file: "ui_subgraph.json", want: `{}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,6 +100,9 @@ func FuzzParseWorkflow(f *testing.F) {
 		if data, err := os.ReadFile(p); err == nil {
 			f.Add(data)
 		}
+	}
+	for _, tc := range malformedSubgraphCases {
+		f.Add([]byte(tc.doc))
 	}
 	env := nodes.Env{InputDir: "/nonexistent/input", OutputDir: "/nonexistent/output", TempDir: "/nonexistent/temp"}
 	f.Fuzz(func(t *testing.T, data []byte) {

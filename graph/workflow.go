@@ -1,8 +1,9 @@
 // Package graph owns workflow formats and their validation: parsing API-format prompts with
-// exact integers and kept key order, converting UI-format workflows (0.4 and 1) to API format,
-// validating a prompt against the node schemas exactly as ComfyUI's validate_prompt does (same
-// error types and response shape), and the dependency DAG (github.com/dominikbraun/graph) with
-// ordering from output nodes and cycle detection.
+// exact integers and kept key order, converting UI-format workflows (0.4 and 1, subgraphs
+// flattened as the frontend does) to API format, validating a prompt against the node schemas
+// exactly as ComfyUI's validate_prompt does (same error types and response shape), and the
+// dependency DAG (github.com/dominikbraun/graph) with ordering from output nodes and cycle
+// detection.
 //
 // It must not know about tensors, models or HTTP; it reads node schemas from nodes.Registry.
 package graph
