@@ -1,8 +1,9 @@
 // Package executor runs validated workflows: it orders the nodes needed for the requested
 // outputs, answers unchanged nodes from an output cache keyed by input signatures, runs the rest
 // with cooperative interruption through context.Context, and reports ComfyUI's execution events
-// (execution_start, execution_cached, executing, progress, executed, execution_success,
-// execution_error, execution_interrupted) to a Sink that the server and the CLI implement.
+// (execution_start, execution_cached, progress_state, executing, progress, executed,
+// execution_success, execution_error, execution_interrupted) to a Sink that the server and the
+// CLI implement.
 //
 // It must not parse JSON documents or talk HTTP: callers give it a graph.Workflow and the
 // graph.Result of validating it.
@@ -133,6 +134,13 @@ type run struct {
 	sigs     map[string]string
 	values   map[string][]any
 	executed []string
+	// pmu keeps a node's progress reports (registry, held preview, events) whole when it
+	// reports from several goroutines.
+	pmu sync.Mutex
+	// progress is ComfyUI's per-prompt progress registry: the nodes that left pending, in the
+	// order they did (progress.go).
+	progress      map[string]*nodeProgress
+	progressOrder []string
 }
 
 func (r *run) now() int64 { return r.e.Now().UnixMilli() }
@@ -153,7 +161,7 @@ func (e *Executor) Run(ctx context.Context, req *Request, sink Sink) *Result {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := &run{e: e, req: req, sink: sink, res: &Result{Outputs: ojson.NewObject()},
-		sigs: map[string]string{}, values: map[string][]any{}}
+		sigs: map[string]string{}, values: map[string][]any{}, progress: map[string]*nodeProgress{}}
 	r.emit("execution_start", ojson.NewObject().Set("prompt_id", req.PromptID).Set("timestamp", r.now()), true)
 
 	outputs := req.Outputs
@@ -233,12 +241,15 @@ func (r *run) step(ctx context.Context, id string) bool {
 			r.res.Outputs.Set(id, entry.ui)
 			r.emit("executed", ojson.NewObject().Set("node", id).Set("display_node", id).Set("output", entry.ui).Set("prompt_id", r.req.PromptID), false)
 		}
+		r.progressFinish(id)
 		return true
 	}
 	if ctx.Err() != nil {
 		r.interrupted(id, node.ClassType)
 		return false
 	}
+	// Like ComfyUI, the node leaves pending before its inputs are gathered.
+	r.progressStart(id)
 	in, err := r.inputs(node, schema)
 	if err != nil {
 		r.fail(id, node.ClassType, err, "ValueError", nil, nil)
@@ -247,6 +258,9 @@ func (r *run) step(ctx context.Context, id string) bool {
 	r.emit("executing", ojson.NewObject().Set("node", id).Set("display_node", id).Set("prompt_id", r.req.PromptID), false)
 	rt := &runtimeImpl{ctx: ctx, run: r, id: id}
 	out, err := safeExecute(ctx, cls, in, rt)
+	r.pmu.Lock()
+	rt.flushPreview()
+	r.pmu.Unlock()
 	if err == nil && out == nil {
 		err = fmt.Errorf("node %s (%s) returned no outputs", id, node.ClassType)
 	}
@@ -271,6 +285,7 @@ func (r *run) step(ctx context.Context, id string) bool {
 		r.res.Outputs.Set(id, out.UI)
 		r.emit("executed", ojson.NewObject().Set("node", id).Set("display_node", id).Set("output", out.UI).Set("prompt_id", r.req.PromptID), false)
 	}
+	r.progressFinish(id)
 	return true
 }
 
@@ -506,12 +521,25 @@ type runtimeImpl struct {
 	ctx context.Context
 	run *run
 	id  string
+	// pending is a preview waiting for its Progress call (see Preview); guarded by run.pmu.
+	pending *Preview
 }
 
+// Progress reports a progress update: progress_state, then the preview sent since the last
+// update, then progress, in ComfyUI's order. Once the prompt is interrupted nothing is sent and
+// the context's error is returned, as ComfyUI's progress hook raises before sending.
 func (rt *runtimeImpl) Progress(value, max int) error {
+	rt.run.pmu.Lock()
+	defer rt.run.pmu.Unlock()
+	if err := rt.ctx.Err(); err != nil {
+		rt.pending = nil
+		return err
+	}
+	rt.run.progressUpdate(rt.id, value, max)
+	rt.flushPreview()
 	rt.run.emit("progress", ojson.NewObject().Set("value", value).Set("max", max).
 		Set("prompt_id", rt.run.req.PromptID).Set("node", rt.id), false)
-	return rt.ctx.Err()
+	return nil
 }
 
 func (rt *runtimeImpl) Env() nodes.Env { return rt.run.e.env }

@@ -165,7 +165,7 @@ func TestRunOrderOutputsAndEvents(t *testing.T) {
 	if got := strings.Join(rec.executing(), ","); got != "1,2,3,10" {
 		t.Fatalf("execution order %s, want producers first: 1,2,3,10", got)
 	}
-	if got := strings.Join(rec.types(), ","); got != "execution_start,execution_cached,executing,executing,executing,executing,executed,execution_success" {
+	if got := strings.Join(rec.types(), ","); got != "execution_start,execution_cached,progress_state,executing,progress_state,progress_state,executing,progress_state,progress_state,executing,progress_state,progress_state,executing,executed,progress_state,execution_success" {
 		t.Fatalf("events %s", got)
 	}
 	if got := mustJSON(res.Outputs); got != `{"10":{"value":[7]}}` {

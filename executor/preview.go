@@ -60,6 +60,10 @@ type PreviewSink interface {
 //	}
 //
 // A sampler sends its preview just before the matching Runtime.Progress call, as ComfyUI does.
+// The executor holds the preview until that call, so clients see progress_state, the preview,
+// then progress (ComfyUI's order); a preview with no Progress call after it is sent when the next
+// preview comes or the node returns, and dropped when the prompt is interrupted first. A node
+// must not change the image until then.
 type Previewer interface {
 	PreviewMethod() string
 	Preview(format string, img image.Image, fullSize bool) error
@@ -94,7 +98,23 @@ func (rt *runtimeImpl) Preview(format string, img image.Image, fullSize bool) er
 		return fmt.Errorf("preview of node %s: empty image", rt.id)
 	}
 	if ps, ok := rt.run.sink.(PreviewSink); ok && ps != nil {
-		ps.SendPreview(Preview{PromptID: rt.run.req.PromptID, NodeID: rt.id, Format: format, Image: img, FullSize: fullSize})
+		rt.run.pmu.Lock()
+		defer rt.run.pmu.Unlock()
+		rt.flushPreview()
+		rt.pending = &Preview{PromptID: rt.run.req.PromptID, NodeID: rt.id, Format: format, Image: img, FullSize: fullSize}
 	}
 	return nil
+}
+
+// flushPreview sends the held preview, unless the prompt was interrupted meanwhile. The caller
+// holds run.pmu.
+func (rt *runtimeImpl) flushPreview() {
+	pv := rt.pending
+	rt.pending = nil
+	if pv == nil || rt.ctx.Err() != nil {
+		return
+	}
+	if ps, ok := rt.run.sink.(PreviewSink); ok && ps != nil {
+		ps.SendPreview(*pv)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"image"
 	"image/color"
+	"strings"
 	"testing"
 
 	"github.com/dypegraph/dypegraph/graph"
@@ -101,7 +102,9 @@ func TestPreviewReachesPreviewSinkInOrder(t *testing.T) {
 			t.Fatalf("preview %d carries the wrong image", i)
 		}
 	}
-	want := []string{"execution_start", "execution_cached", "executing", "preview", "progress", "preview", "progress", "preview", "progress", "executed", "execution_success"}
+	want := []string{"execution_start", "execution_cached", "progress_state", "executing",
+		"progress_state", "preview", "progress", "progress_state", "preview", "progress", "progress_state", "preview", "progress",
+		"executed", "progress_state", "execution_success"}
 	got := rec.typesString()
 	if len(got) != len(want) {
 		t.Fatalf("events %v, want %v", got, want)
@@ -122,5 +125,46 @@ func TestPreviewMethodNoneWithoutPreviewSink(t *testing.T) {
 	node = runPreviewPrompt(t, &previewRecorder{method: ""})
 	if node.sawMethod != PreviewNone {
 		t.Fatalf("empty method: node saw %q, want none", node.sawMethod)
+	}
+}
+
+// A held preview goes out when the node returns without a Progress call after it, and is
+// dropped when the prompt is interrupted before its Progress call.
+func TestHeldPreview(t *testing.T) {
+	cases := []struct {
+		name   string
+		cancel bool
+		want   string
+	}{
+		{"returns", false, "execution_start,execution_cached,progress_state,executing,preview,executed,progress_state,execution_success"},
+		{"interrupted", true, "execution_start,execution_cached,progress_state,executing,execution_interrupted"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			reg := nodes.NewRegistry()
+			reg.Register(&testNode{schema: &nodes.Schema{Name: "Last", OutputNode: true, Inputs: []nodes.InputSpec{{Name: "v", Type: nodes.TypeInt}}},
+				run: func(ctx context.Context, _ *nodes.Inputs, rt nodes.Runtime) (*nodes.Outputs, error) {
+					if err := rt.(Previewer).Preview(PreviewPNG, image.NewRGBA(image.Rect(0, 0, 2, 2)), true); err != nil {
+						return nil, err
+					}
+					if tc.cancel {
+						cancel()
+						return nil, rt.Progress(1, 1)
+					}
+					return &nodes.Outputs{UI: ojson.NewObject()}, nil
+				}})
+			wf, err := graph.ParseAPI([]byte(`{"1": {"class_type": "Last", "inputs": {"v": 1}}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := graph.Validate(wf, reg, nodes.Env{}, nil)
+			rec := &previewRecorder{method: PreviewLatent2RGB}
+			New(reg, nodes.Env{}).Run(ctx, &Request{PromptID: "p", Workflow: wf, Validation: res}, rec)
+			if got := strings.Join(rec.events, ","); got != tc.want {
+				t.Fatalf("events %s\nwant   %s", got, tc.want)
+			}
+		})
 	}
 }

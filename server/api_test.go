@@ -325,8 +325,46 @@ func TestAuthToken(t *testing.T) {
 	if r := f.get("/prompt", "Authorization", "Basic s3cret"); r.status != http.StatusUnauthorized {
 		t.Fatalf("basic scheme = %d", r.status)
 	}
-	if r := f.get("/prompt?token=s3cret"); r.status != http.StatusUnauthorized {
+	if r := f.get("/prompt?token=wrong"); r.status != http.StatusUnauthorized || r.header.Get("Set-Cookie") != "" {
+		t.Fatalf("wrong query token = %d, Set-Cookie %q", r.status, r.header.Get("Set-Cookie"))
+	}
+	if r := f.get("/prompt?token=s3cret"); r.status != http.StatusOK {
 		t.Fatalf("query token on a plain route = %d", r.status)
+	}
+	// The web UI: /?token= serves the page and sets the cookie that later requests (fetches,
+	// the websocket) carry instead of a header.
+	page := f.get("/?token=s3cret")
+	// The UI handler may narrow the referrer policy to same-origin; the URL never leaves the site.
+	if rp := page.header.Get("Referrer-Policy"); page.status != http.StatusOK || (rp != "no-referrer" && rp != "same-origin") {
+		t.Fatalf("/?token= = %d %v", page.status, page.header)
+	}
+	cookies := (&http.Response{Header: page.header}).Cookies()
+	if len(cookies) != 1 || cookies[0].Name != authCookie || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode ||
+		cookies[0].Path != "/" || strings.Contains(cookies[0].Value, "s3cret") {
+		t.Fatalf("auth cookie = %+v", cookies)
+	}
+	cookie := authCookie + "=" + cookies[0].Value
+	for _, tc := range []struct {
+		cookie string
+		want   int
+	}{
+		{cookie, http.StatusOK},
+		{authCookie + "=" + strings.Repeat("0", len(cookies[0].Value)), http.StatusUnauthorized},
+		{authCookie + "=s3cret", http.StatusUnauthorized},
+		{"other=" + cookies[0].Value, http.StatusUnauthorized},
+	} {
+		if r := f.get("/api/queue", "Cookie", tc.cookie); r.status != tc.want {
+			t.Errorf("cookie %q: /api/queue = %d, want %d", tc.cookie, r.status, tc.want)
+		}
+	}
+	wsc := f.dial("?clientId=c", "Cookie", cookie)
+	if m := wsc.mustRead(5 * time.Second); m.typ != "status" {
+		t.Fatalf("ws with the cookie: %s", m.raw)
+	}
+	// Another server's token gives another cookie.
+	g := newFixture(t, func(c *Config) { c.AuthToken = "other" })
+	if r := g.get("/api/queue", "Cookie", cookie); r.status != http.StatusUnauthorized {
+		t.Fatalf("a cookie of another token = %d", r.status)
 	}
 	if r := f.get("/", "Authorization", "Bearer s3cret"); r.status != http.StatusOK {
 		t.Fatalf("/ with token = %d", r.status)
@@ -430,7 +468,7 @@ func TestPreviewFrames(t *testing.T) {
 		}
 	}
 	got := strings.Join(kinds, ",")
-	if !strings.Contains(got, "executing,preview,progress,preview,progress,executed") {
+	if !strings.Contains(got, "executing,progress_state,preview,progress,progress_state,preview,progress,executed,progress_state") {
 		t.Fatalf("preview order: %s", got)
 	}
 	idl := f.queuePrompt(prompt, `"client_id": "legacy"`)

@@ -23,8 +23,10 @@ type Config struct {
 	// Registry is the node registry; default nodes.Default().
 	Registry *nodes.Registry
 
-	// AuthToken, when set, is required on every request as "Authorization: Bearer <token>"
-	// (websockets may pass ?token=<token> instead, browsers cannot set headers there).
+	// AuthToken, when set, is required on every request as "Authorization: Bearer <token>" or
+	// ?token=<token>. A request with a valid ?token= also gets an HttpOnly, SameSite=Strict
+	// cookie that authorizes the browser's later requests and websocket, so the web UI opened as
+	// /?token=<token> works.
 	AuthToken string
 	// CORSOrigin, when set, answers browsers with CORS headers for that origin ("*" for any)
 	// instead of applying the Host/Origin guard (ComfyUI's --enable-cors-header).

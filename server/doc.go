@@ -2,7 +2,10 @@
 // ComfyUI's server.py (each also under /api), a durable prompt queue and history in an
 // embedded SQLite database, the prompt worker, the websocket fan-out of execution events and
 // previews, and the files routes (/view, /upload/image, /upload/mask) confined to the input,
-// output and temp folders.
+// output and temp folders. For the official frontend it also serves ComfyUI's single-user user
+// data (/users, /settings, /userdata, confined to data-dir/user/default), its start-up routes
+// (/i18n, /workflow_templates, /experiment/models, /view_metadata ...) and /internal/* (logs,
+// folder paths, file lists).
 //
 // It owns: request parsing and validation responses (through package graph), the queue and
 // history store, event routing to websocket clients, and file access for clients. It must not
@@ -32,7 +35,9 @@
 // The command listens on 127.0.0.1. Browser requests pass ComfyUI's Host/Origin guard (a
 // cross-site fetch, or an Origin that differs from a loopback Host, gets 403) unless
 // Config.CORSOrigin is set. With Config.AuthToken every route requires
-// "Authorization: Bearer <token>" (websockets may use ?token=), compared in constant time.
+// "Authorization: Bearer <token>" or ?token=<token>, compared in constant time; a valid
+// ?token= sets an HttpOnly, SameSite=Strict cookie that authorizes that browser's later requests
+// and websocket (open the web UI as /?token=<token>).
 // Request bodies are limited to Config.MaxUploadSize. Files are only reached through os.Root
 // handles on their folders, so "..", absolute paths and symlinks cannot escape; HTML, JS, CSS,
 // SVG and XML are served as downloads with X-Content-Type-Options: nosniff.

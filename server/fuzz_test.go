@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io/fs"
 	"math"
 	"path"
 	"path/filepath"
@@ -98,6 +99,27 @@ func FuzzParsePromptRequest(f *testing.F) {
 		}
 		if math.IsNaN(req.number) || math.IsInf(req.number, 0) {
 			t.Fatalf("accepted number %v", req.number)
+		}
+	})
+}
+
+// FuzzUserPath: an accepted user file name is a clean relative path that stays in the user
+// folder (os.Root enforces it again on access; this keeps the 403 answers right).
+func FuzzUserPath(f *testing.F) {
+	for _, s := range []string{"workflows/a.json", "workflows%2Fa.json", "a%252Fb", "..", "../x", "%2E%2E%2Fx", "/etc/passwd",
+		`C:\x`, `a\..\..\b`, "a/./b/../c", "", ".", "%", "%zz", "a\x00b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		p, ok := userPath(name)
+		if !ok {
+			return
+		}
+		if p != "." && !fs.ValidPath(p) {
+			t.Fatalf("userPath(%q) = %q, not a valid relative path", name, p)
+		}
+		if !within("/base", p) || path.Clean(p) != p {
+			t.Fatalf("userPath(%q) = %q leaves the folder or is not clean", name, p)
 		}
 	})
 }

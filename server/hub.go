@@ -327,3 +327,11 @@ var upgrader = websocket.Upgrader{
 	// The Host/Origin guard (or CORS) middleware has already judged the request.
 	CheckOrigin: func(*http.Request) bool { return true },
 }
+
+// has reports whether a client is registered under sid.
+func (h *hub) has(sid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.bySID[sid]
+	return ok
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"net/http"
 	"strings"
@@ -46,18 +47,29 @@ func TestLifecycleImageNodes(t *testing.T) {
 	}
 
 	id := f.queuePrompt(imagePrompt, `"client_id": "abc"`, `"extra_data": {"extra_pnginfo": {"workflow": {"id": "wf-1", "nodes": []}}}`)
-	msgs := ws.until(10*time.Second, isDone(id))
+	all := ws.until(10*time.Second, isDone(id))
 
 	var types []string
-	for _, m := range msgs {
+	var msgs []*wsMsg // without progress_state
+	for _, m := range all {
 		if m.binary {
 			t.Fatalf("unexpected binary frame: the image nodes send no previews")
 		}
 		types = append(types, m.typ)
+		if m.typ != "progress_state" {
+			msgs = append(msgs, m)
+		}
 	}
-	want := []string{"status", "status", "execution_start", "execution_cached", "executing", "executing", "executing", "executed", "execution_success", "status", "executing"}
+	want := []string{"status", "status", "execution_start", "execution_cached",
+		"progress_state", "executing", "progress_state", "progress_state", "executing", "progress_state",
+		"progress_state", "executing", "executed", "progress_state", "execution_success", "status", "executing"}
 	if strings.Join(types, ",") != strings.Join(want, ",") {
-		t.Fatalf("event order\n got %v\nwant %v\n%s", types, want, summary(msgs))
+		t.Fatalf("event order\n got %v\nwant %v\n%s", types, want, summary(all))
+	}
+	// The last progress_state lists every node finished.
+	last := all[13]
+	if n, _ := last.data.Get("nodes"); str(last.data, "prompt_id") != id || !strings.Contains(mustJSON(t, n), `"3":{"value":1.0,"max":1.0,"state":"finished","node_id":"3","prompt_id":"`+id+`"`) {
+		t.Fatalf("final progress_state = %s", last.raw)
 	}
 	if queueRemainingOf(t, msgs[0]) != 1 || queueRemainingOf(t, msgs[1]) != 1 || queueRemainingOf(t, msgs[9]) != 0 {
 		t.Fatalf("status queue_remaining sequence wrong:\n%s", summary(msgs))
@@ -209,7 +221,7 @@ func TestPromptWithoutClientGetsNoPromptEvents(t *testing.T) {
 	// The watcher gets status changes, and the broadcast progress and legacy previews, but no
 	// execution_* / executing / executed of a prompt that has no client.
 	msgs := ws.until(5*time.Second, func(m *wsMsg) bool { return m.typ == "status" && queueRemainingOf(t, m) == 0 })
-	progress, previews := 0, 0
+	progress, states, previews := 0, 0, 0
 	for _, m := range msgs {
 		switch {
 		case m.binary:
@@ -222,12 +234,50 @@ func TestPromptWithoutClientGetsNoPromptEvents(t *testing.T) {
 			if str(m.data, "prompt_id") != id || str(m.data, "node") != "1" {
 				t.Fatalf("progress = %s", m.raw)
 			}
+		case m.typ == "progress_state":
+			states++
+			if str(m.data, "prompt_id") != id {
+				t.Fatalf("progress_state = %s", m.raw)
+			}
 		case m.typ == "status":
 		default:
 			t.Fatalf("a prompt without client_id leaked %s to a watcher", m.raw)
 		}
 	}
-	if progress != 3 || previews != 3 {
-		t.Fatalf("got %d progress and %d previews, want 3 and 3:\n%s", progress, previews, summary(msgs))
+	// progress_state: start, three steps, finish.
+	if progress != 3 || previews != 3 || states != 5 {
+		t.Fatalf("got %d progress, %d progress_state and %d previews, want 3, 5 and 3:\n%s", progress, states, previews, summary(msgs))
+	}
+}
+
+// progress_state goes where progress goes: to the prompt's client only (and to everyone for a
+// prompt without client, see TestPromptWithoutClientGetsNoPromptEvents).
+func TestProgressStateRouting(t *testing.T) {
+	f := newFixture(t, withRegistry(testRegistry(newBlockNode())))
+	owner := f.dial("?clientId=owner")
+	owner.mustRead(5 * time.Second)
+	other := f.dial("?clientId=other")
+	other.mustRead(5 * time.Second)
+	id := f.queuePrompt(`{"1": {"class_type": "TestSpam", "inputs": {"steps": 2, "previews": false}}}`, `"client_id": "owner"`)
+	var got []string
+	for _, m := range owner.until(10*time.Second, isDone(id)) {
+		if m.typ != "progress_state" {
+			continue
+		}
+		if str(m.data, "prompt_id") != id {
+			t.Fatalf("progress_state = %s", m.raw)
+		}
+		n, _ := m.data.Get("nodes")
+		node, _ := n.(*ojson.Object).Get("1")
+		o := node.(*ojson.Object)
+		got = append(got, fmt.Sprintf("%s %s/%s", str(o, "state"), mustJSON(t, mustGetObj(o, "value")), mustJSON(t, mustGetObj(o, "max"))))
+	}
+	if want := "running 0.0/1.0,running 1/2,running 2/2,finished 2/2"; strings.Join(got, ",") != want {
+		t.Fatalf("owner's progress_state: %v, want %s", got, want)
+	}
+	for _, m := range other.until(5*time.Second, func(m *wsMsg) bool { return m.typ == "status" && queueRemainingOf(t, m) == 0 }) {
+		if m.typ != "status" {
+			t.Fatalf("another client got %s", m.raw)
+		}
 	}
 }

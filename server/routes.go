@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"io/fs"
 	"net"
 	"net/http"
@@ -61,6 +62,35 @@ func (s *Server) routes() http.Handler {
 	api("GET /api/jobs/{id}", s.handleJob)
 	api("POST /api/jobs/{id}/cancel", s.handleJobCancel)
 	api("POST /api/jobs/cancel", s.handleJobsCancel)
+	// User data (userdata.go): single-user, the Comfy-User header is ignored.
+	api("GET /users", s.handleGetUsers)
+	api("POST /users", s.handlePostUsers)
+	api("GET /settings", s.handleGetSettings)
+	api("POST /settings", s.handlePostSettings)
+	api("GET /settings/{id}", s.handleGetSetting)
+	api("POST /settings/{id}", s.handlePostSetting)
+	api("GET /userdata", s.handleListUserdata)
+	api("GET /v2/userdata", s.handleListUserdataV2)
+	api("GET /userdata/{file}", s.handleGetUserdata)
+	api("POST /userdata/{file}", s.handlePostUserdata)
+	api("DELETE /userdata/{file}", s.handleDeleteUserdata)
+	api("POST /userdata/{file}/move/{dest}", s.handleMoveUserdata)
+	// Start-up routes of the official frontend (auxroutes.go).
+	api("GET /i18n", emptyObject)
+	api("GET /workflow_templates", s.handleWorkflowTemplates)
+	mux.HandleFunc("GET /api/workflow_templates/"+templatesModule+"/{file}", s.handleWorkflowTemplate)
+	api("GET /global_subgraphs", emptyObject)
+	api("GET /global_subgraphs/{id}", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, nil) })
+	api("GET /node_replacements", emptyObject)
+	api("GET /experiment/models", s.handleExperimentModels)
+	api("GET /experiment/models/{folder}", s.handleExperimentModelFiles)
+	api("GET /view_metadata/{folder}", s.handleViewMetadata)
+	// ComfyUI's /internal routes have no /api twin.
+	mux.HandleFunc("GET /internal/logs", s.handleLogs)
+	mux.HandleFunc("GET /internal/logs/raw", s.handleLogsRaw)
+	mux.HandleFunc("PATCH /internal/logs/subscribe", s.handleLogsSubscribe)
+	mux.HandleFunc("GET /internal/folder_paths", s.handleFolderPaths)
+	mux.HandleFunc("GET /internal/files/{type}", s.handleInternalFiles)
 	// dypegraph's own routes for its web UI (uiroutes.go).
 	api("GET /dypegraph/workflows", s.handleWorkflows)
 	api("GET /dypegraph/workflows/{name}", s.handleWorkflow)
@@ -89,8 +119,10 @@ func noCacheIndex(h http.Handler) http.Handler {
 // request body limit and the shutdown check.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	var tokenSum [32]byte
+	var cookie string
 	if s.cfg.AuthToken != "" {
 		tokenSum = sha256.Sum256([]byte(s.cfg.AuthToken))
+		cookie = authCookieValue(tokenSum)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.CORSOrigin != "" {
@@ -114,9 +146,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if s.cfg.AuthToken != "" && !authorized(r, tokenSum) {
+		if s.cfg.AuthToken != "" && !authorize(w, r, tokenSum, cookie) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dypegraph"`)
-			httpError(w, http.StatusUnauthorized, "missing or wrong auth token (Authorization: Bearer <token>)")
+			httpError(w, http.StatusUnauthorized, "missing or wrong auth token: send \"Authorization: Bearer <token>\", or add ?token=<token> to the URL (the web UI: open /?token=<token>)")
 			return
 		}
 		if s.closing.Load() {
@@ -130,29 +162,45 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// authorized compares the presented token with the configured one in constant time (both are
-// hashed first, so not even the length leaks). Websocket upgrades may use ?token=.
-func authorized(r *http.Request, want [32]byte) bool {
-	got, ok := "", false
+// authCookie is the cookie that carries the auth token's proof for browsers: a request with a
+// valid ?token= sets it, so the web UI opened as /?token=<token> can make its later requests and
+// open its websocket without being able to set headers.
+const authCookie = "dypegraph_auth"
+
+// authCookieValue is what the cookie holds: a hash of the token (cookie values cannot carry
+// every character a token may have, and the token itself is not stored in the browser).
+func authCookieValue(want [32]byte) string {
+	sum := sha256.Sum256(append([]byte("dypegraph auth cookie\x00"), want[:]...))
+	return hex.EncodeToString(sum[:])
+}
+
+// authorize checks the request's credentials: "Authorization: Bearer <token>", ?token=<token>
+// or the auth cookie; each is compared in constant time (tokens are hashed first, so not even
+// the length leaks). A valid ?token= also sets the cookie (HttpOnly, SameSite=Strict) and asks
+// browsers not to send the URL as a referrer.
+func authorize(w http.ResponseWriter, r *http.Request, want [32]byte, cookie string) bool {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, found := strings.Cut(h, " ")
-		if found && strings.EqualFold(scheme, "Bearer") {
-			got, ok = strings.TrimSpace(tok), true
+		if found && strings.EqualFold(scheme, "Bearer") && tokenMatches(strings.TrimSpace(tok), want) {
+			return true
 		}
 	}
-	if !ok && isWebsocketPath(r.URL.Path) {
-		if t := r.URL.Query().Get("token"); t != "" {
-			got, ok = t, true
-		}
+	if t := r.URL.Query().Get("token"); t != "" && tokenMatches(t, want) {
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		http.SetCookie(w, &http.Cookie{Name: authCookie, Value: cookie, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		return true
 	}
-	if !ok {
-		return false
+	if c, err := r.Cookie(authCookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(cookie)) == 1 {
+		return true
 	}
+	return false
+}
+
+func tokenMatches(got string, want [32]byte) bool {
 	sum := sha256.Sum256([]byte(got))
 	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
-
-func isWebsocketPath(p string) bool { return p == "/ws" || p == "/api/ws" }
 
 // originRejection is ComfyUI's origin-only middleware: a cross-site fetch is refused, and when
 // the Host names this machine (loopback) a browser Origin naming another host is refused, which

@@ -48,6 +48,11 @@ type Server struct {
 	closeOnce  sync.Once
 	closeErr   error
 	uploadMu   sync.Mutex
+	// settingsMu serialises the settings file's read-modify-write; userMu the user file writes.
+	settingsMu sync.Mutex
+	userMu     sync.Mutex
+	// logs keeps the recent log lines for /internal/logs.
+	logs *logRing
 }
 
 // New opens the store in cfg.DataDir (applying the crash-recovery rule to prompts that were
@@ -74,10 +79,14 @@ func New(cfg Config) (*Server, error) {
 		st.close()
 		return nil, err
 	}
-	s := &Server{cfg: c, env: c.env(), log: c.Logger, st: st, byID: map[string]*queueItem{},
+	logs := newLogRing()
+	s := &Server{cfg: c, env: c.env(), log: withLogRing(c.Logger, logs), logs: logs, st: st, byID: map[string]*queueItem{},
 		paused: c.Paused, wake: make(chan struct{}, 1), workerDone: make(chan struct{})}
 	s.exec = executor.New(c.Registry, s.env)
 	s.hub = newHub(s.log, c.WSQueue, c.WSWriteTimeout, c.WSPingInterval)
+	logs.mu.Lock()
+	logs.send = s.sendLogs
+	logs.mu.Unlock()
 	s.stageDir = filepath.Join(c.DataDir, "uploads")
 	if err := os.RemoveAll(s.stageDir); err != nil {
 		st.close()
