@@ -40,7 +40,7 @@ func (o *serveOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.dataDir, "data-dir", "data", "folder of the queue and history database")
 	o.dirs.register(fs, true)
 	fs.StringVar(&o.frontEndRoot, "front-end-root", "", "folder of a built ComfyUI web frontend to serve at /")
-	fs.StringVar(&o.authToken, "auth-token", "", "require `TOKEN` on every request (Authorization: Bearer TOKEN; websockets may use ?token=); default $DYPEGRAPH_AUTH_TOKEN")
+	fs.StringVar(&o.authToken, "auth-token", "", "require `TOKEN` on every request (Authorization: Bearer TOKEN or ?token=TOKEN; open the web UI as /?token=TOKEN); default $DYPEGRAPH_AUTH_TOKEN")
 	fs.StringVar(&o.cors, "enable-cors-header", "", "answer browsers with CORS headers for `ORIGIN` (\"*\" for any) instead of the Host/Origin guard")
 	fs.Float64Var(&o.maxUploadMB, "max-upload-size", 100, "largest request body, uploads included, in MB")
 	fs.IntVar(&o.maxHistory, "max-history", 10000, "history entries kept (the oldest go first)")
