@@ -60,10 +60,11 @@ type PreviewSink interface {
 //	}
 //
 // A sampler sends its preview just before the matching Runtime.Progress call, as ComfyUI does.
-// The executor holds the preview until that call, so clients see progress_state, the preview,
-// then progress (ComfyUI's order); a preview with no Progress call after it is sent when the next
-// preview comes or the node returns, and dropped when the prompt is interrupted first. A node
-// must not change the image until then.
+// The executor holds the preview until that call and hands it to the PreviewSink between
+// progress_state and progress, where ComfyUI sends its metadata (type 4) frame (the server
+// sends legacy frames after progress, as ComfyUI does). A preview with no Progress call after
+// it is sent when the next preview comes or the node returns, and dropped when the prompt is
+// interrupted first. A node must not change the image until then.
 type Previewer interface {
 	PreviewMethod() string
 	Preview(format string, img image.Image, fullSize bool) error

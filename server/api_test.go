@@ -474,8 +474,13 @@ func TestPreviewFrames(t *testing.T) {
 	idl := f.queuePrompt(prompt, `"client_id": "legacy"`)
 	msgs = legacy.until(10*time.Second, isDone(idl))
 	previews := 0
+	kinds = kinds[:0]
 	for _, m := range msgs {
+		if !m.binary {
+			kinds = append(kinds, m.typ)
+		}
 		if m.binary {
+			kinds = append(kinds, "preview")
 			previews++
 			if binary.BigEndian.Uint32(m.raw[0:4]) != 1 || binary.BigEndian.Uint32(m.raw[4:8]) != 1 {
 				t.Fatalf("legacy client got header % x", m.raw[:8])
@@ -490,6 +495,10 @@ func TestPreviewFrames(t *testing.T) {
 	}
 	if previews != 2 {
 		t.Fatalf("legacy client got %d previews", previews)
+	}
+	// ComfyUI sends the legacy frame after the step's progress (the type 4 frame before it).
+	if got := strings.Join(kinds, ","); !strings.Contains(got, "executing,progress_state,progress,preview,progress_state,progress,preview,executed,progress_state") {
+		t.Fatalf("legacy preview order: %s", got)
 	}
 	// preview_method none in extra_data: no previews.
 	idn := f.queuePrompt(prompt, `"client_id": "legacy"`, `"extra_data": {"preview_method": "none"}`)

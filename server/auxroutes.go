@@ -163,12 +163,20 @@ func (s *Server) handleExperimentModelFiles(w http.ResponseWriter, r *http.Reque
 
 func seconds(ns int64) float64 { return float64(ns) / 1e9 }
 
+// legacyFolderNames are the old model folder names ComfyUI still accepts where it looks a
+// model file up (folder_paths.map_legacy).
+var legacyFolderNames = map[string]string{"unet": "diffusion_models", "clip": "text_encoders"}
+
 // handleViewMetadata is GET /view_metadata/{folder}?filename=: the "__metadata__" object of a
 // .safetensors model file's header; 404 for another file, a missing file, a header over 1 MiB
-// or one without metadata.
+// or one without metadata. Like ComfyUI, the legacy folder names unet and clip are accepted.
 func (s *Server) handleViewMetadata(w http.ResponseWriter, r *http.Request) {
 	notFound := func(why string) { httpError(w, http.StatusNotFound, why) }
-	mf, ok := findModelFolder(r.PathValue("folder"))
+	folder := r.PathValue("folder")
+	if name, ok := legacyFolderNames[folder]; ok {
+		folder = name
+	}
+	mf, ok := findModelFolder(folder)
 	if !ok {
 		notFound("unknown model folder " + strconv.Quote(r.PathValue("folder")))
 		return

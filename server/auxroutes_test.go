@@ -54,7 +54,7 @@ func TestModelRoutes(t *testing.T) {
 	// Two loras (one in a sub-folder), a hidden one, a config and a non-model file.
 	md := map[string]string{"ss_network_dim": "16", "modelspec.title": "tiny"}
 	entry := map[string]safetensors.Entry{"w": {DType: "F32", Shape: []int{1}, Data: make([]byte, 4)}}
-	for _, p := range []string{"loras/a.safetensors", "loras/sub/b.safetensors", "loras/.hidden/c.safetensors"} {
+	for _, p := range []string{"loras/a.safetensors", "loras/sub/b.safetensors", "loras/.hidden/c.safetensors", "unet/d.safetensors", "clip/e.safetensors"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(models, p)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +138,12 @@ func TestModelRoutes(t *testing.T) {
 		{"/view_metadata/loras?filename=../loras/a.safetensors", 404, ""},
 		{"/view_metadata/loras?filename=" + outside, 404, ""},
 		{"/view_metadata/loras?filename=link.safetensors", 404, ""}, // a symlink out of the folder
+		// ComfyUI's legacy folder names, and the folders' other directories.
+		{"/view_metadata/unet?filename=d.safetensors", 200, `{"modelspec.title":"tiny","ss_network_dim":"16"}`},
+		{"/view_metadata/diffusion_models?filename=d.safetensors", 200, `{"modelspec.title":"tiny","ss_network_dim":"16"}`},
+		{"/view_metadata/clip?filename=e.safetensors", 200, `{"modelspec.title":"tiny","ss_network_dim":"16"}`},
+		{"/view_metadata/text_encoders?filename=e.safetensors", 200, `{"modelspec.title":"tiny","ss_network_dim":"16"}`},
+		{"/view_metadata/unet?filename=e.safetensors", 404, ""},
 	}
 	for _, tc := range cases {
 		r := f.get(tc.path)

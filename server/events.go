@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/jpeg"
 	"image/png"
+	"sync"
 
 	"golang.org/x/image/draw"
 
@@ -28,6 +29,11 @@ type promptSink struct {
 	s      *Server
 	it     *queueItem
 	method string
+	// mu guards held, a legacy (type 1) preview frame waiting for the progress event of its
+	// step: the executor hands the preview over between progress_state and progress, which is
+	// where ComfyUI sends the type 4 frame, but ComfyUI sends the legacy frame after progress.
+	mu   sync.Mutex
+	held []byte
 }
 
 var _ executor.PreviewSink = (*promptSink)(nil)
@@ -38,6 +44,12 @@ func (p *promptSink) Send(e executor.Event) {
 			id, _ := node.(string)
 			p.s.setLastNode(p.it.promptID, id)
 		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Type != "progress" {
+		// A preview with no progress after it (the node returned) goes before what follows.
+		p.sendHeld()
 	}
 	client := p.it.clientID
 	switch e.Type {
@@ -60,13 +72,39 @@ func (p *promptSink) Send(e executor.Event) {
 			p.s.hub.sendTo(client, jsonMsg(e.Type, e.Data, true))
 		}
 	}
+	if e.Type == "progress" {
+		p.sendHeld()
+	}
+}
+
+// sendHeld sends the held legacy preview frame, if any, to the prompt's client, or to everyone
+// for a prompt without client. The caller holds p.mu.
+func (p *promptSink) sendHeld() {
+	if p.held == nil {
+		return
+	}
+	m := outMsg{binary: true, data: p.held}
+	p.held = nil
+	if p.it.clientID == "" {
+		p.s.hub.broadcast(m)
+	} else {
+		p.s.hub.sendTo(p.it.clientID, m)
+	}
+}
+
+// flush sends what is still held; the server calls it when the prompt's run has ended.
+func (p *promptSink) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sendHeld()
 }
 
 func (p *promptSink) PreviewMethod() string { return p.method }
 
-// SendPreview encodes the preview once and sends it as type 4 (with metadata) to a client that
-// negotiated supports_preview_metadata, else as type 1. Previews may be dropped for slow
-// clients.
+// SendPreview encodes the preview and sends it as type 4 (with metadata) to a client that
+// negotiated supports_preview_metadata, at once; otherwise, and for a prompt without client (a
+// broadcast), as type 1 after the step's progress event, ComfyUI's order for those clients.
+// Previews may be dropped for slow clients.
 func (p *promptSink) SendPreview(pv executor.Preview) {
 	img := pv.Image
 	if !pv.FullSize {
@@ -87,33 +125,18 @@ func (p *promptSink) SendPreview(pv executor.Preview) {
 		return
 	}
 	encoded := buf.Bytes()
-	var legacy, withMeta []byte
-	build := func(c *wsClient) outMsg {
-		if c.previewMeta.Load() {
-			if withMeta == nil {
-				meta := ojson.NewObject().Set("node_id", pv.NodeID).Set("prompt_id", pv.PromptID).
-					Set("display_node_id", pv.NodeID).Set("parent_node_id", nil).Set("real_node_id", pv.NodeID).
-					Set("image_type", mime)
-				withMeta = previewWithMetadataFrame(meta, encoded)
-			}
-			return outMsg{binary: true, data: withMeta}
-		}
-		if legacy == nil {
-			legacy = previewFrame(imageType, encoded)
-		}
-		return outMsg{binary: true, data: legacy}
-	}
-	if p.it.clientID == "" {
-		// Broadcast previews (no client) use the legacy frame, as ComfyUI does for sid None.
-		p.s.hub.sendEach("", func(*wsClient) outMsg {
-			if legacy == nil {
-				legacy = previewFrame(imageType, encoded)
-			}
-			return outMsg{binary: true, data: legacy}
-		})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sendHeld() // an earlier preview whose progress never came
+	if client := p.it.clientID; client != "" && p.s.hub.previewMeta(client) {
+		meta := ojson.NewObject().Set("node_id", pv.NodeID).Set("prompt_id", pv.PromptID).
+			Set("display_node_id", pv.NodeID).Set("parent_node_id", nil).Set("real_node_id", pv.NodeID).
+			Set("image_type", mime)
+		p.s.hub.sendTo(client, outMsg{binary: true, data: previewWithMetadataFrame(meta, encoded)})
 		return
 	}
-	p.s.hub.sendEach(p.it.clientID, build)
+	// Broadcast previews (no client) use the legacy frame too, as ComfyUI does for sid None.
+	p.held = previewFrame(imageType, encoded)
 }
 
 // previewFrame is [u32 1][u32 image_type][image bytes].

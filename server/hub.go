@@ -137,24 +137,6 @@ func (h *hub) sendTo(sid string, m outMsg) {
 	})
 }
 
-// sendEach sends to every registered client (sid == "") or to sid the message build returns
-// for that client; build runs under the hub lock and must be cheap.
-func (h *hub) sendEach(sid string, build func(*wsClient) outMsg) {
-	h.deliver(func(dead func(*wsClient)) {
-		if sid != "" {
-			if c, ok := h.bySID[sid]; ok && !c.enqueue(build(c)) {
-				dead(c)
-			}
-			return
-		}
-		for _, c := range h.bySID {
-			if !c.enqueue(build(c)) {
-				dead(c)
-			}
-		}
-	})
-}
-
 func (h *hub) clients() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -334,4 +316,13 @@ func (h *hub) has(sid string) bool {
 	defer h.mu.Unlock()
 	_, ok := h.bySID[sid]
 	return ok
+}
+
+// previewMeta reports whether the client registered under sid negotiated
+// supports_preview_metadata.
+func (h *hub) previewMeta(sid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.bySID[sid]
+	return ok && c.previewMeta.Load()
 }

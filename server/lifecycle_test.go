@@ -222,11 +222,15 @@ func TestPromptWithoutClientGetsNoPromptEvents(t *testing.T) {
 	// execution_* / executing / executed of a prompt that has no client.
 	msgs := ws.until(5*time.Second, func(m *wsMsg) bool { return m.typ == "status" && queueRemainingOf(t, m) == 0 })
 	progress, states, previews := 0, 0, 0
-	for _, m := range msgs {
+	for i, m := range msgs {
 		switch {
 		case m.binary:
 			if len(m.raw) < 8 || m.raw[3] != 1 || m.raw[7] != 1 {
 				t.Fatalf("broadcast preview is not a legacy JPEG frame: % x", m.raw[:8])
+			}
+			// Legacy frames follow their step's progress, as in ComfyUI.
+			if i == 0 || msgs[i-1].typ != "progress" {
+				t.Fatalf("broadcast preview %d does not follow a progress event:\n%s", previews, summary(msgs))
 			}
 			previews++
 		case m.typ == "progress":

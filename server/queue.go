@@ -267,6 +267,7 @@ func (s *Server) runItem(it *queueItem) {
 			}
 		}
 		result = s.exec.Run(it.ctx, &executor.Request{PromptID: it.promptID, Workflow: wf, Validation: res, Outputs: it.outputs, ExtraPNGInfo: png}, sink)
+		sink.flush()
 	}
 	cause := context.Cause(it.ctx)
 	if result.Interrupted && errors.Is(cause, errShutdown) {
