@@ -237,9 +237,14 @@ func (r *run) step(ctx context.Context, id string) bool {
 	if entry, ok := r.e.cache[r.sigs[id]]; ok {
 		r.values[id] = entry.values
 		r.executed = append(r.executed, id)
-		if schema.OutputNode && entry.ui != nil {
-			r.res.Outputs.Set(id, entry.ui)
-			r.emit("executed", ojson.NewObject().Set("node", id).Set("display_node", id).Set("output", entry.ui).Set("prompt_id", r.req.PromptID), false)
+		// ComfyUI reports every cached output node, with output null when it had no UI.
+		if schema.OutputNode {
+			var ui any
+			if entry.ui != nil {
+				r.res.Outputs.Set(id, entry.ui)
+				ui = entry.ui
+			}
+			r.emit("executed", ojson.NewObject().Set("node", id).Set("display_node", id).Set("output", ui).Set("prompt_id", r.req.PromptID), false)
 		}
 		r.progressFinish(id)
 		return true

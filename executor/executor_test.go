@@ -359,3 +359,29 @@ func TestCacheRetainsAndReleasesModels(t *testing.T) {
 		t.Fatalf("after ClearCache refs = %d, want 0", refs.Load())
 	}
 }
+
+// TestCachedOutputNodeWithoutUI: a cached output node that returned no UI still reports
+// executed, with output null (ComfyUI's _send_cached_ui); a fresh run of it reports nothing.
+func TestCachedOutputNodeWithoutUI(t *testing.T) {
+	f := newFixture()
+	sink := &testNode{schema: &nodes.Schema{Name: "Sink", Inputs: []nodes.InputSpec{{Name: "value", Type: nodes.TypeInt}}, OutputNode: true},
+		run: func(context.Context, *nodes.Inputs, nodes.Runtime) (*nodes.Outputs, error) { return &nodes.Outputs{}, nil }}
+	f.reg.Register(sink)
+	ex := New(f.reg, nodes.Env{})
+	prompt := `{"1": {"class_type": "Const", "inputs": {"value": 3}}, "2": {"class_type": "Sink", "inputs": {"value": ["1", 0]}}}`
+	_, rec := f.run(t, ex, context.Background(), prompt)
+	if rec.find("executed") != nil {
+		t.Fatal("a fresh run of an output node without UI reported executed")
+	}
+	res, rec := f.run(t, ex, context.Background(), prompt)
+	ev := rec.find("executed")
+	if ev == nil {
+		t.Fatal("the cached output node did not report executed")
+	}
+	if got := mustJSON(ev); got != `{"node":"2","display_node":"2","output":null,"prompt_id":"p1"}` {
+		t.Fatalf("executed = %s", got)
+	}
+	if got := mustJSON(res.Outputs); got != `{}` {
+		t.Fatalf("history outputs %s, want none", got)
+	}
+}
