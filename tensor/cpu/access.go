@@ -132,11 +132,7 @@ func (v *view) load(dst []float32, ds int, off, st, n int) {
 	case tensor.BF16:
 		src := v.u16
 		if st == 1 && ds == 1 {
-			s := src[off : off+n]
-			d := dst[:n]
-			for i, h := range s {
-				d[i] = math.Float32frombits(uint32(h) << 16)
-			}
+			widen.bf16(dst[:n], src[off:off+n])
 			return
 		}
 		for i := range n {

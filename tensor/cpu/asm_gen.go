@@ -1,8 +1,9 @@
 //go:build ignore
 
-// asm_gen writes kernel_amd64.s and softmax_amd64.s: the GEMM micro-kernels, the F16C
-// widening loop and the softmax exp/max kernels. The register allocation is regular, so it is
-// generated rather than typed. Run: go generate ./tensor/cpu (or go run asm_gen.go).
+// asm_gen writes kernel_amd64.s, softmax_amd64.s and widen_amd64.s: the GEMM micro-kernels,
+// the F16C widening loop, the softmax exp/max kernels and the bf16/f16/f32 widening and
+// transposing-pack kernels. The register allocation is regular, so it is generated rather
+// than typed. Run: go generate ./tensor/cpu (or go run asm_gen.go).
 package main
 
 import (
@@ -42,6 +43,16 @@ func gemmKernel(a *asm, name, reg string, mr, vbytes int, zero string) {
 	a.l("\tSHLQ $2, R9")
 	for r := 4; r < 4+2*mr; r++ {
 		a.l("\t%s %s%d, %s%d, %s%d", zero, reg, r, reg, r, reg, r)
+	}
+	// C is usually far from the cache (a column block of the output is revisited only once
+	// per KC slice): prefetch its rows so the final loads do not stall the kernel.
+	a.l("\tMOVQ DX, R10")
+	for r := range mr {
+		a.l("\tPREFETCHT0 (R10)")
+		a.l("\tPREFETCHT0 %d(R10)", 2*vbytes-1)
+		if r < mr-1 {
+			a.l("\tADDQ R9, R10")
+		}
 	}
 	lbl := strings.ToLower(name)
 	a.l("\tTESTQ CX, CX")
@@ -327,8 +338,155 @@ func softmax512(a *asm) {
 	a.l("\tRET")
 }
 
+// widenFile emits the bf16/f16 → float32 widening kernels of widen.go: contiguous loops and
+// 8-row transposing blocks (float32 too) for packing GEMM panels whose lanes run along K.
+func widenFile() string {
+	var a asm
+	header(&a)
+	for _, w := range []struct {
+		name, reg string
+		vbytes    int
+	}{{"bf16ToF32AVX2", "Y", 32}, {"bf16ToF32AVX512", "Z", 64}} {
+		lanes := w.vbytes / 4
+		lbl := strings.ToLower(w.name)
+		a.l("// func %s(dst *float32, src *uint16, n int)", w.name)
+		a.l("// dst[i] = src[i] << 16 as float32 bits, for n a multiple of %d.", 2*lanes)
+		a.l("TEXT ·%s(SB), NOSPLIT, $0-24", w.name)
+		a.l("\tMOVQ dst+0(FP), DI")
+		a.l("\tMOVQ src+8(FP), SI")
+		a.l("\tMOVQ n+16(FP), CX")
+		a.l("\tTESTQ CX, CX")
+		a.l("\tJEQ %s_done", lbl)
+		a.l("%s_loop:", lbl)
+		a.l("\tVPMOVZXWD (SI), %s0", w.reg)
+		a.l("\tVPMOVZXWD %d(SI), %s1", w.vbytes/2, w.reg)
+		a.l("\tVPSLLD $16, %s0, %s0", w.reg, w.reg)
+		a.l("\tVPSLLD $16, %s1, %s1", w.reg, w.reg)
+		a.l("\tVMOVUPS %s0, (DI)", w.reg)
+		a.l("\tVMOVUPS %s1, %d(DI)", w.reg, w.vbytes)
+		a.l("\tADDQ $%d, SI", w.vbytes)
+		a.l("\tADDQ $%d, DI", 2*w.vbytes)
+		a.l("\tSUBQ $%d, CX", 2*lanes)
+		a.l("\tJNE %s_loop", lbl)
+		a.l("%s_done:", lbl)
+		a.l("\tVZEROUPPER")
+		a.l("\tRET")
+		a.l("")
+	}
+	for _, f16 := range []bool{false, true} {
+		name := "bf16T8AVX2"
+		if f16 {
+			name = "f16T8AVX2"
+		}
+		lbl := strings.ToLower(name)
+		a.l("// func %s(dst *float32, ldd int, src *uint16, lds int, kc int)", name)
+		a.l("// dst[kk*ldd+r] = widen(src[r*lds+kk]) for r < 8, kk < kc (a multiple of 8): each 8×8 block")
+		a.l("// is loaded as rows r | r+4 in the two 128-bit lanes and transposed with word and dword")
+		if f16 {
+			a.l("// unpacks; a qword permute gathers each column's 8 halves for VCVTPH2PS.")
+		} else {
+			a.l("// unpacks; the last unpack against zero both transposes and widens (bf16 is the top")
+			a.l("// half of a float32).")
+		}
+		a.l("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+		a.l("\tMOVQ dst+0(FP), DI")
+		a.l("\tMOVQ ldd+8(FP), R8")
+		a.l("\tSHLQ $2, R8")
+		a.l("\tMOVQ src+16(FP), SI")
+		a.l("\tMOVQ lds+24(FP), R9")
+		a.l("\tSHLQ $1, R9")
+		a.l("\tMOVQ kc+32(FP), CX")
+		a.l("\tSHRQ $3, CX")
+		a.l("\tJEQ %s_done", lbl)
+		a.l("\tLEAQ (R9)(R9*2), R10") // 3 source rows
+		a.l("\tLEAQ (SI)(R9*4), R11") // source row 4
+		a.l("\tLEAQ (R8)(R8*2), R12") // 3 destination rows
+		a.l("\tVPXOR Y15, Y15, Y15")
+		a.l("%s_loop:", lbl)
+		for r, idx := range []string{"", "(R9*1)", "(R9*2)", "(R10*1)"} {
+			a.l("\tVMOVDQU (SI)%s, X%d", idx, r)
+			a.l("\tVINSERTI128 $1, (R11)%s, Y%d, Y%d", idx, r, r)
+		}
+		a.l("\tVPUNPCKLWD Y1, Y0, Y4") // r0 r1 interleaved, words 0-3 (| rows 4, 5)
+		a.l("\tVPUNPCKHWD Y1, Y0, Y5") // words 4-7
+		a.l("\tVPUNPCKLWD Y3, Y2, Y6")
+		a.l("\tVPUNPCKHWD Y3, Y2, Y7")
+		a.l("\tVPUNPCKLDQ Y6, Y4, Y0") // words 0, 1 of rows 0-3 (| 4-7)
+		a.l("\tVPUNPCKHDQ Y6, Y4, Y1") // words 2, 3
+		a.l("\tVPUNPCKLDQ Y7, Y5, Y2") // words 4, 5
+		a.l("\tVPUNPCKHDQ Y7, Y5, Y3") // words 6, 7
+		a.l("\tLEAQ (DI)(R8*4), R13")
+		stores := []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(DI)(R12*1)", "(R13)", "(R13)(R8*1)", "(R13)(R8*2)", "(R13)(R12*1)"}
+		for j := range 4 {
+			if f16 {
+				a.l("\tVPERMQ $0xd8, Y%d, Y%d", j, j) // column 2j in the low lane, 2j+1 in the high
+				a.l("\tVCVTPH2PS X%d, Y4", j)
+				a.l("\tVEXTRACTI128 $1, Y%d, X5", j)
+				a.l("\tVCVTPH2PS X5, Y5")
+			} else {
+				a.l("\tVPUNPCKLWD Y%d, Y15, Y4", j) // zero low halves: column 2j as float32
+				a.l("\tVPUNPCKHWD Y%d, Y15, Y5", j) // column 2j+1
+			}
+			a.l("\tVMOVUPS Y4, %s", stores[2*j])
+			a.l("\tVMOVUPS Y5, %s", stores[2*j+1])
+		}
+		a.l("\tADDQ $16, SI")
+		a.l("\tADDQ $16, R11")
+		a.l("\tLEAQ (R13)(R8*4), DI")
+		a.l("\tDECQ CX")
+		a.l("\tJNE %s_loop", lbl)
+		a.l("%s_done:", lbl)
+		a.l("\tVZEROUPPER")
+		a.l("\tRET")
+		a.l("")
+	}
+	a.l("// func f32T8AVX2(dst *float32, ldd int, src *float32, lds int, kc int)")
+	a.l("// dst[kk*ldd+r] = src[r*lds+kk] for r < 8, kk < kc (a multiple of 4): each 8×4 block is")
+	a.l("// loaded as rows r | r+4 in the two 128-bit lanes and transposed with dword and qword")
+	a.l("// unpacks.")
+	a.l("TEXT ·f32T8AVX2(SB), NOSPLIT, $0-40")
+	a.l("\tMOVQ dst+0(FP), DI")
+	a.l("\tMOVQ ldd+8(FP), R8")
+	a.l("\tSHLQ $2, R8")
+	a.l("\tMOVQ src+16(FP), SI")
+	a.l("\tMOVQ lds+24(FP), R9")
+	a.l("\tSHLQ $2, R9")
+	a.l("\tMOVQ kc+32(FP), CX")
+	a.l("\tSHRQ $2, CX")
+	a.l("\tJEQ f32t8avx2_done")
+	a.l("\tLEAQ (R9)(R9*2), R10")
+	a.l("\tLEAQ (SI)(R9*4), R11")
+	a.l("\tLEAQ (R8)(R8*2), R12")
+	a.l("f32t8avx2_loop:")
+	for r, idx := range []string{"", "(R9*1)", "(R9*2)", "(R10*1)"} {
+		a.l("\tVMOVUPS (SI)%s, X%d", idx, r)
+		a.l("\tVINSERTF128 $1, (R11)%s, Y%d, Y%d", idx, r, r)
+	}
+	a.l("\tVUNPCKLPS Y1, Y0, Y4") // r0 r1 interleaved, k 0, 1 (| rows 4, 5)
+	a.l("\tVUNPCKHPS Y1, Y0, Y5") // k 2, 3
+	a.l("\tVUNPCKLPS Y3, Y2, Y6")
+	a.l("\tVUNPCKHPS Y3, Y2, Y7")
+	a.l("\tVUNPCKLPD Y6, Y4, Y0") // column k of rows 0-3 | 4-7
+	a.l("\tVUNPCKHPD Y6, Y4, Y1") // k+1
+	a.l("\tVUNPCKLPD Y7, Y5, Y2") // k+2
+	a.l("\tVUNPCKHPD Y7, Y5, Y3") // k+3
+	a.l("\tVMOVUPS Y0, (DI)")
+	a.l("\tVMOVUPS Y1, (DI)(R8*1)")
+	a.l("\tVMOVUPS Y2, (DI)(R8*2)")
+	a.l("\tVMOVUPS Y3, (DI)(R12*1)")
+	a.l("\tADDQ $16, SI")
+	a.l("\tADDQ $16, R11")
+	a.l("\tLEAQ (DI)(R8*4), DI")
+	a.l("\tDECQ CX")
+	a.l("\tJNE f32t8avx2_loop")
+	a.l("f32t8avx2_done:")
+	a.l("\tVZEROUPPER")
+	a.l("\tRET")
+	return a.String()
+}
+
 func main() {
-	for name, text := range map[string]string{"kernel_amd64.s": kernelFile(), "softmax_amd64.s": softmaxFile()} {
+	for name, text := range map[string]string{"kernel_amd64.s": kernelFile(), "softmax_amd64.s": softmaxFile(), "widen_amd64.s": widenFile()} {
 		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -7,8 +7,10 @@ package cpu
 //
 // Loop nest: for each NC-wide column block and KC-deep slice of K, pack the B panel and the A
 // slab (in parallel), then run micro-kernels over tiles of MC rows × a share of the columns
-// (in parallel). A micro-kernel computes an MR×NR block of C over kc with its accumulators in
-// registers.
+// (in parallel). When M fits a single tile, B is instead packed one KC×NR sliver at a time by
+// the tile that uses it. Operands laid out along K (Linear weights, row-major activations) are
+// packed 8 lanes at a time by the vector transposes of widen.go. A micro-kernel computes an
+// MR×NR block of C over kc with its accumulators in registers.
 
 // kernel is a micro-kernel: c[r*ldc+j] (+)= sum_k a[k*mr+r]·b[k*ldb+j] for r < mr, j < nr.
 // a holds a packed panel (kc×mr), b a packed sliver (kc×nr, row stride ldb). When acc is false
@@ -51,7 +53,7 @@ func stridedPanel(v *view, off, laneStride, kStride, width int) panelFunc {
 				v.load(dst[kk*width:], 1, base+kk*kStride, laneStride, lanes)
 			}
 		} else { // each lane contiguous along k
-			for l := range lanes {
+			for l := v.packRowsT(dst, width, base, laneStride, lanes, kc); l < lanes; l++ {
 				v.load(dst[l:], width, base+l*laneStride, kStride, kc)
 			}
 		}
@@ -85,13 +87,23 @@ func (be *Backend) gemm(g *gemmOp) {
 	kcMax := ceilDiv(k, kb) // even split of K
 	mPanels := ceilDiv(m, mr)
 	nc0 := min(ceilDiv(n, nr)*nr, gemmNC/nr*nr)
-	aBuf, aHold := be.pool.getF32(mPanels * mr * kcMax)
-	bBuf, bHold := be.pool.getF32(ceilDiv(nc0, nr) * nr * kcMax)
-	defer be.pool.put(aHold)
-	defer be.pool.put(bHold)
-
 	tileP := min(gemmMCPanels, mPanels) // micro-panels per tile
 	tilesM := ceilDiv(mPanels, tileP)
+	// When all of M fits one tile, every B sliver is used by one tile only: its thread packs
+	// it just before use into a small buffer that stays in L1, instead of packing the whole
+	// KC×NC panel first (which leaves the cache between packing and use; at small M the
+	// packing costs as much as the arithmetic). The packed data and the order of the kernel
+	// calls are the same either way.
+	fused := tilesM == 1
+	bUnits := 0 // packing units of B in the packing phase
+	aBuf, aHold := be.pool.getF32(mPanels * mr * kcMax)
+	defer be.pool.put(aHold)
+	var bBuf []float32
+	if !fused {
+		var bHold *buffer
+		bBuf, bHold = be.pool.getF32(ceilDiv(nc0, nr) * nr * kcMax)
+		defer be.pool.put(bHold)
+	}
 	work := float64(m) * float64(n) * float64(k)
 	for jc := 0; jc < n; jc += nc0 {
 		nc := min(nc0, n-jc)
@@ -103,32 +115,47 @@ func (be *Backend) gemm(g *gemmOp) {
 		}
 		slPerTile := ceilDiv(nSl, tilesN)
 		tilesN = ceilDiv(nSl, slPerTile)
+		if !fused {
+			bUnits = nSl
+		}
 		for pc := 0; pc < k; pc += kcMax {
 			kc := min(kcMax, k-pc)
 			acc := g.acc || pc > 0
-			units := nSl + mPanels
+			units := bUnits + mPanels
 			packGrain := 1
 			if work <= 1<<20 {
 				packGrain = units
 			}
 			be.w.parallelFor(units, be.w.grainFor(units, packGrain), func(lo, hi int) {
 				for u := lo; u < hi; u++ {
-					if u < nSl {
+					if u < bUnits {
 						g.packB(bBuf[u*kc*nr:(u+1)*kc*nr], jc+u*nr, min(nr, nc-u*nr), pc, kc)
 					} else {
-						p := u - nSl
+						p := u - bUnits
 						g.packA(aBuf[p*kc*mr:(p+1)*kc*mr], p*mr, min(mr, m-p*mr), pc, kc)
 					}
 				}
 			})
 			be.w.parallelFor(tilesM*tilesN, 1, func(lo, hi int) {
 				var tmp [maxMR * maxNR]float32
+				var sliver []float32
+				if fused {
+					buf, hold := be.pool.getF32(kc * nr)
+					defer be.pool.put(hold)
+					sliver = buf[:kc*nr]
+				}
 				for t := lo; t < hi; t++ {
 					tm, tn := t%tilesM, t/tilesM
 					p0, p1 := tm*tileP, min((tm+1)*tileP, mPanels)
 					s0, s1 := tn*slPerTile, min((tn+1)*slPerTile, nSl)
 					for sl := s0; sl < s1; sl++ {
-						bp := bBuf[sl*kc*nr : (sl+1)*kc*nr]
+						var bp []float32
+						if fused {
+							bp = sliver
+							g.packB(bp, jc+sl*nr, min(nr, nc-sl*nr), pc, kc)
+						} else {
+							bp = bBuf[sl*kc*nr : (sl+1)*kc*nr]
+						}
 						col := jc + sl*nr
 						cols := min(nr, n-col)
 						for p := p0; p < p1; p++ {

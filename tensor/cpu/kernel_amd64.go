@@ -146,3 +146,76 @@ var scaleMax, expShiftSum = func() (func([]float32, float32) float32, func([]flo
 	best := impls[len(impls)-1]
 	return best.scaleMax, best.expShiftSum
 }()
+
+//go:noescape
+func bf16ToF32AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func bf16ToF32AVX512(dst *float32, src *uint16, n int)
+
+//go:noescape
+func bf16T8AVX2(dst *float32, ldd int, src *uint16, lds int, kc int)
+
+//go:noescape
+func f16T8AVX2(dst *float32, ldd int, src *uint16, lds int, kc int)
+
+//go:noescape
+func f32T8AVX2(dst *float32, ldd int, src *float32, lds int, kc int)
+
+// vecWiden wraps a contiguous widening kernel working on multiples of step, Go for the tail.
+func vecWiden(step int, fn func(*float32, *uint16, int)) func(dst []float32, src []uint16) {
+	return func(dst []float32, src []uint16) {
+		n := len(src) / step * step
+		if n > 0 {
+			_ = dst[n-1]
+			fn(&dst[0], &src[0], n)
+		}
+		bf16ToF32Go(dst[n:len(src)], src[n:])
+	}
+}
+
+// vecWidenT wraps a transposing kernel working on multiples of 8 along K, Go for the tail.
+func vecWidenT(fn func(*float32, int, *uint16, int, int), tail func([]float32, int, []uint16, int, int)) func([]float32, int, []uint16, int, int) {
+	return func(dst []float32, ldd int, src []uint16, lds, kc int) {
+		k8 := kc &^ 7
+		if k8 > 0 {
+			_ = src[7*lds+k8-1]
+			_ = dst[(k8-1)*ldd+7]
+			fn(&dst[0], ldd, &src[0], lds, k8)
+		}
+		if k8 < kc {
+			tail(dst[k8*ldd:], ldd, src[k8:], lds, kc-k8)
+		}
+	}
+}
+
+// f32TAVX2 transposes 8 rows with the vector kernel for multiples of 4 along K, Go for the tail.
+func f32TAVX2(dst []float32, ldd int, src []float32, lds, kc int) {
+	k4 := kc &^ 3
+	if k4 > 0 {
+		_ = src[7*lds+k4-1]
+		_ = dst[(k4-1)*ldd+7]
+		f32T8AVX2(&dst[0], ldd, &src[0], lds, k4)
+	}
+	if k4 < kc {
+		f32TGo(dst[k4*ldd:], ldd, src[k4:], lds, kc-k4)
+	}
+}
+
+func widenImpls() []widenImpl {
+	impls := []widenImpl{widenGo}
+	if hasAVX2 {
+		w := widenImpl{name: "avx2", bf16: vecWiden(16, bf16ToF32AVX2), bf16T: vecWidenT(bf16T8AVX2, bf16TGo), f16T: f16TGo, f32T: f32TAVX2}
+		if hasF16C {
+			w.f16T = vecWidenT(f16T8AVX2, f16TGo)
+		}
+		impls = append(impls, w)
+	}
+	if hasAVX512 && cpu.X86.HasAVX512BW { // VPMOVZXWD to a Z register is AVX512BW
+		w := impls[len(impls)-1]
+		w.name = "avx512"
+		w.bf16 = vecWiden(32, bf16ToF32AVX512)
+		impls = append(impls, w)
+	}
+	return impls
+}

@@ -21,3 +21,5 @@ type softmaxImpl struct {
 }
 
 func softmaxImpls() []softmaxImpl { return []softmaxImpl{{"go", scaleMaxGo, expShiftSumGo}} }
+
+func widenImpls() []widenImpl { return []widenImpl{widenGo} }
