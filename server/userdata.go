@@ -498,21 +498,32 @@ func (s *Server) handleDeleteUserdata(w http.ResponseWriter, r *http.Request) {
 	}
 	s.userMu.Lock()
 	defer s.userMu.Unlock()
-	root, err := s.openUserRoot(false)
-	if err != nil {
-		httpError(w, http.StatusNotFound, "no user file "+rel)
+	root, ok := s.existingUserFile(w, rel)
+	if !ok {
 		return
 	}
 	defer root.Close()
-	if _, err := root.Lstat(rel); err != nil {
-		httpError(w, http.StatusNotFound, "no user file "+rel)
-		return
-	}
 	if err := root.Remove(rel); err != nil {
 		serverError(w, s.log, fmt.Errorf("delete user file %s: %w", rel, err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// existingUserFile opens the user folder for an existing file rel, answering 404 when either
+// is missing. The caller holds userMu and closes the root.
+func (s *Server) existingUserFile(w http.ResponseWriter, rel string) (*os.Root, bool) {
+	root, err := s.openUserRoot(false)
+	if err != nil {
+		httpError(w, http.StatusNotFound, "no user file "+rel)
+		return nil, false
+	}
+	if _, err := root.Lstat(rel); err != nil {
+		root.Close()
+		httpError(w, http.StatusNotFound, "no user file "+rel)
+		return nil, false
+	}
+	return root, true
 }
 
 // handleMoveUserdata renames a user file (POST /userdata/{file}/move/{dest}); overwrite=false
@@ -524,16 +535,11 @@ func (s *Server) handleMoveUserdata(w http.ResponseWriter, r *http.Request) {
 	}
 	s.userMu.Lock()
 	defer s.userMu.Unlock()
-	root, err := s.openUserRoot(false)
-	if err != nil {
-		httpError(w, http.StatusNotFound, "no user file "+src)
+	root, ok := s.existingUserFile(w, src)
+	if !ok {
 		return
 	}
 	defer root.Close()
-	if _, err := root.Lstat(src); err != nil {
-		httpError(w, http.StatusNotFound, "no user file "+src)
-		return
-	}
 	dest, ok := userFileParam(w, r, "dest")
 	if !ok {
 		return
