@@ -9,8 +9,10 @@
 // deis, res_multistep, res_multistep_ancestral, gradient_estimation, ddim, uni_pc and
 // uni_pc_bh2 (each on ComfyUI's path for a CONST model, e.g. the _RF ancestral variants),
 // classifier-free guidance (with the unconditional prediction for the CFG++ samplers), the
-// CONST noise scaling, the Flux latent format, and the noise of ComfyUI's prepare_noise
-// reproduced from torch's CPU generator (MT19937 + torch.randn).
+// CONST noise scaling, the Flux latent format, the noise of ComfyUI's prepare_noise
+// reproduced from torch's CPU generator (MT19937 + torch.randn), and the noise of the SDE
+// samplers: ComfyUI's BrownianTreeNoiseSampler (torchsde's BrownianTree, package brownian),
+// seeded with the KSampler seed.
 //
 // It owns: sigma schedules, sampler update formulas, CFG combination, noise generation and the
 // latent-space bookkeeping around a sampling run (process_in/out, noise_scaling and its inverse).
@@ -23,12 +25,10 @@
 // Float arithmetic follows the order of PyTorch's float32 operations in ComfyUI's code (0-dim
 // float32 tensors for per-step coefficients, element-wise float32 updates, and the fused
 // multiply-adds of torch's x86-64 AVX2 kernels where they matter), so that the sigma table, the
-// table-based schedules and torch.randn are bit-identical to ComfyUI running on such a CPU and
-// the samplers stay within a float32 ulp or two of it (torch takes log/exp/expm1 of the
-// per-step coefficients from SLEEF, this package correctly rounded).
-//
-// Known deviation: the SDE samplers dpmpp_sde, dpmpp_2m_sde and dpmpp_3m_sde draw their noise
-// from the seed+1 generator that ComfyUI's ancestral samplers use unless a Brownian tree is
-// plugged in through SamplerOptions.SDENoise; ComfyUI uses a torchsde BrownianTree: same
-// distribution, different numbers, so their images differ from ComfyUI's.
+// table-based schedules, torch.randn and the Brownian-tree noise are bit-identical to ComfyUI
+// running on such a CPU and the samplers stay within a float32 ulp or two of it (torch takes
+// log/exp/expm1 of the per-step coefficients from SLEEF, this package correctly rounded; the
+// logit and sigmoid of the SDE samplers' half-log-SNR time, which torch computes with glibc's
+// logf and expf, are glibc's, so that the sigmas at which the Brownian tree is queried are
+// ComfyUI's bit for bit).
 package sampling

@@ -59,7 +59,7 @@ func ZeroNoise(shape []int) (*Latent, error) {
 	return out, nil
 }
 
-// NoiseSampler draws the per-step noise of ancestral/SDE samplers: k-diffusion's
+// NoiseSampler draws the per-step noise of the ancestral samplers: k-diffusion's
 // default_noise_sampler, which on the CPU is a torch.Generator seeded with seed+1 giving one
 // torch.randn of x's size per call.
 type NoiseSampler struct {

@@ -25,16 +25,30 @@ func (m *mt19937) twist() {
 		upper   = 0x80000000
 		lower   = 0x7fffffff
 	)
-	s := &m.state
-	for k := 0; k < n; k++ {
-		y := (s[k] & upper) | (s[(k+1)%n] & lower)
-		v := s[(k+mm)%n] ^ (y >> 1)
-		if s[(k+1)%n]&1 != 0 {
-			v ^= matrixA
-		}
-		s[k] = v
+	// mix is one step of the recurrence: y's low bit (that of the next word) selects matrixA.
+	mix := func(cur, next, far uint32) uint32 {
+		y := cur&upper | next&lower
+		return far ^ y>>1 ^ -(y&1)&matrixA
 	}
+	// The indices (k+1) mod n and (k+mm) mod n, in three runs without the modulo; the state is
+	// updated in place in order, as the reference loop does.
+	s := &m.state
+	for k := 0; k < n-mm; k++ {
+		s[k] = mix(s[k], s[k+1], s[k+mm])
+	}
+	for k := n - mm; k < n-1; k++ {
+		s[k] = mix(s[k], s[k+1], s[k+mm-n])
+	}
+	s[n-1] = mix(s[n-1], s[0], s[mm-1])
 	m.next = 0
+}
+
+// temper is MT19937's output transformation of a state word.
+func temper(y uint32) uint32 {
+	y ^= y >> 11
+	y ^= (y << 7) & 0x9d2c5680
+	y ^= (y << 15) & 0xefc60000
+	return y ^ y>>18
 }
 
 func (m *mt19937) uint32() uint32 {
@@ -43,11 +57,28 @@ func (m *mt19937) uint32() uint32 {
 	}
 	y := m.state[m.next]
 	m.next++
-	y ^= y >> 11
-	y ^= (y << 7) & 0x9d2c5680
-	y ^= (y << 15) & 0xefc60000
-	y ^= y >> 18
-	return y
+	return temper(y)
+}
+
+// fillUniform24 is uniform24 for every element of dst in turn, a state block at a time.
+func (m *mt19937) fillUniform24(dst []float32) {
+	for len(dst) > 0 {
+		if m.next >= 624 {
+			m.twist()
+		}
+		k := min(624-m.next, len(dst))
+		temperUniform24(dst[:k], m.state[m.next:m.next+k])
+		m.next += k
+		dst = dst[k:]
+	}
+}
+
+// temperUniform24Go is temperUniform24 in Go.
+func temperUniform24Go(dst []float32, src []uint32) {
+	src = src[:len(dst)]
+	for i, y := range src {
+		dst[i] = float32(temper(y)&0xffffff) * (1.0 / (1 << 24))
+	}
 }
 
 // Generator reproduces torch's CPU generator (torch.manual_seed / torch.Generator("cpu")) for
@@ -114,7 +145,8 @@ func (g *Generator) normal64() float64 {
 // j and j+8 of a block share one pair), the last 16 values redrawn when the size is not a
 // multiple of 16; with fewer, the scalar double-precision path. The block path reproduces
 // torch's AVX2 kernel (Cephes-style float32 log and sincos of avx_mathfun.h), which is what
-// torch runs on x86-64 CPUs with AVX2.
+// torch runs on x86-64 CPUs with AVX2; on such CPUs it runs as AVX2 assembly in the same
+// operations (boxmuller_amd64.s), elsewhere as Go, with identical results.
 func (g *Generator) Randn(dst []float32) {
 	n := len(dst)
 	if n < 16 {
@@ -123,18 +155,21 @@ func (g *Generator) Randn(dst []float32) {
 		}
 		return
 	}
-	for i := range dst {
-		dst[i] = g.uniform24()
-	}
-	for i := 0; i+16 <= n; i += 16 {
-		boxMuller16(dst[i : i+16])
-	}
+	g.mt.fillUniform24(dst)
+	boxMullerBlocks(dst)
 	if n%16 != 0 {
 		tail := dst[n-16:]
 		for i := range tail {
 			tail[i] = g.uniform24()
 		}
 		boxMuller16(tail)
+	}
+}
+
+// boxMullerBlocksGo is boxMullerBlocks in Go: boxMuller16 on every whole block of 16 in d.
+func boxMullerBlocksGo(d []float32) {
+	for i := 0; i+16 <= len(d); i += 16 {
+		boxMuller16(d[i : i+16])
 	}
 }
 

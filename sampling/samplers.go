@@ -25,22 +25,22 @@ type Callback func(Step)
 
 // SamplerOptions are the run-wide inputs of a sampler besides the model, x and the sigmas.
 type SamplerOptions struct {
-	// Seed seeds the per-step noise of ancestral samplers (ComfyUI passes the KSampler seed;
-	// the generator is seeded with Seed+1, see NewNoiseSampler).
+	// Seed seeds the per-step noise: ComfyUI passes the KSampler seed; the ancestral samplers
+	// seed their generator with Seed+1 (see NewNoiseSampler), the SDE samplers their Brownian
+	// tree with Seed itself (see BrownianTreeNoise).
 	Seed uint64
-	// Noise, when set, replaces the noise sampler built from Seed.
+	// Noise, when set, replaces the noise sampler the ancestral samplers build from Seed.
 	Noise *NoiseSampler
 	// Callback, when set, is called once per step.
 	Callback Callback
 	// Sampling is the model's sampling; the SDE samplers need it (Sample sets it).
 	Sampling *FlowSampling
-	// SDENoise, when set, makes the noise source of the SDE samplers (dpmpp_sde, dpmpp_2m_sde,
+	// SDENoise makes the noise source of the SDE samplers (dpmpp_sde, dpmpp_2m_sde,
 	// dpmpp_3m_sde) for one run, where ComfyUI builds BrownianTreeNoiseSampler(x, sigmaMin,
-	// sigmaMax, seed): like is x (shape only), sigmaMin and sigmaMax are the smallest non-zero
-	// and the largest sigma of the schedule (before a first sigma of 1 is moved to
-	// percent_to_sigma(1e-4); the NoiseFunc calls get the moved one, as upstream). When nil,
-	// these samplers draw one randn per call from the NoiseSampler (Noise, or seed+1),
-	// whatever the interval.
+	// sigmaMax, seed=Seed, cpu=True): like is x (shape only), sigmaMin and sigmaMax are the
+	// smallest non-zero and the largest sigma of the schedule (before a first sigma of 1 is
+	// moved to percent_to_sigma(1e-4); the NoiseFunc calls get the moved one, as upstream).
+	// When nil it is BrownianTreeNoise, ComfyUI's noise bit for bit.
 	SDENoise func(like *Latent, sigmaMin, sigmaMax float32, seed uint64) (NoiseFunc, error)
 }
 
@@ -187,10 +187,11 @@ func (r *run) report(i int, sigma float32, x, den *Latent) {
 }
 
 // sdeNoise is the noise source of an SDE sampler over the (unmodified) schedule sigmas: the
-// SDENoise option, or one NoiseSampler draw per call.
+// SDENoise option, by default ComfyUI's Brownian tree, built once per run as upstream does.
 func (r *run) sdeNoise(like *Latent, sigmas []float32) (NoiseFunc, error) {
-	if r.opts.SDENoise == nil {
-		return func(_, _ float32) (*Latent, error) { return r.nextNoise(like), nil }, nil
+	build := r.opts.SDENoise
+	if build == nil {
+		build = BrownianTreeNoise
 	}
 	var lo, hi float32
 	for _, s := range sigmas {
@@ -199,7 +200,7 @@ func (r *run) sdeNoise(like *Latent, sigmas []float32) (NoiseFunc, error) {
 		}
 		hi = max(hi, s)
 	}
-	fn, err := r.opts.SDENoise(like, lo, hi, r.opts.Seed)
+	fn, err := build(like, lo, hi, r.opts.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("noise sampler: %w", err)
 	}
@@ -441,11 +442,7 @@ func ancestralStep(s, sn, eta float32) (down, up float32) {
 // model: half-log-SNR time λ = −logit(σ), the first sigma moved off 1 to
 // percent_to_sigma(1e-4) (offset_first_sigma_for_snr), a data-prediction step, the midpoint
 // second-order correction and σ_next·sqrt(1 − e^{−2h})-scaled noise; the last step returns x0.
-//
-// Deviation from ComfyUI: ComfyUI draws this noise from a torchsde BrownianTree seeded with the
-// seed; unless SamplerOptions.SDENoise provides one, it comes from the NoiseSampler (seed+1
-// generator, one randn per step). The two are the same distribution (independent standard
-// normals for the disjoint steps) but not the same numbers, so images differ from ComfyUI's.
+// Its noise comes from the run's NoiseFunc (by default ComfyUI's Brownian tree).
 func sampleDPMPP2MSDE(r *run, x *Latent, sigmas []float32) (*Latent, error) {
 	ms, err := r.modelSampling("dpmpp_2m_sde")
 	if err != nil {

@@ -3,6 +3,7 @@ package sampling
 import (
 	"context"
 	"fmt"
+	"math"
 )
 
 // This file holds the single-step samplers of k-diffusion beyond euler/heun: the DPM-Solver-2
@@ -511,5 +512,11 @@ func sampleIPNDMV(r *run, x *Latent, sigmas []float32) (*Latent, error) {
 	return x, nil
 }
 
-// logit32 is torch.logit in float32: log(σ/(1 − σ)).
-func logit32(s float32) float32 { return log32(s / (1 - s)) }
+// logit32 is torch.logit of a 0-dim float32 tensor: +Inf at 1, else log(σ/(1 − σ)) with
+// glibc's logf, as torch's scalar kernel computes it.
+func logit32(s float32) float32 {
+	if s == 1 {
+		return float32(math.Inf(1))
+	}
+	return glibcLogf(s / (1 - s))
+}

@@ -36,6 +36,12 @@ type samplersCase struct {
 		Total    int    `json:"total"`
 		Denoised string `json:"denoised"`
 	} `json:"callbacks"`
+	// Brownian (SDE samplers) holds the float32 bits of the Brownian tree's sigma_min and
+	// sigma_max and of every (sigma, sigma_next) ComfyUI's noise sampler was asked for.
+	Brownian *struct {
+		Tree  [2]uint32   `json:"tree"`
+		Calls [][2]uint32 `json:"calls"`
+	} `json:"brownian"`
 }
 
 func loadSamplersRef(t testing.TB) *samplersRef {
@@ -102,7 +108,9 @@ func relErr(got, want []float32) float64 {
 
 // TestSamplersAgainstComfyUI runs every sampler of testdata/samplers.json through KSample with
 // the toy model and compares the sigmas, the number of model calls per conditioning, the final
-// latent and every callback's denoised estimate with ComfyUI's.
+// latent and every callback's denoised estimate with ComfyUI's. The SDE samplers run with their
+// default noise, ComfyUI's Brownian tree, whose bounds and queries are also checked bit for bit
+// (checkBrownianQueries).
 func TestSamplersAgainstComfyUI(t *testing.T) {
 	ref := loadSamplersRef(t)
 	ms, err := NewFlowSampling(3, 1)
@@ -112,7 +120,7 @@ func TestSamplersAgainstComfyUI(t *testing.T) {
 	const tol = 2e-6 // relative; float32 rounding of torch's SLEEF log/exp and float32 reductions
 	worst := map[string]float64{}
 	for _, c := range ref.Cases {
-		name := fmt.Sprintf("%s_%s_steps%d_denoise%v_cfg%v", c.Sampler, c.Scheduler, c.Steps, c.Denoise, c.CFG)
+		name := fmt.Sprintf("%s_%s_steps%d_denoise%v_cfg%v_seed%d_shape%v", c.Sampler, c.Scheduler, c.Steps, c.Denoise, c.CFG, c.Seed, c.Shape)
 		t.Run(name, func(t *testing.T) {
 			sigmas, err := SamplerSigmas(ms, c.Sampler, c.Scheduler, c.Steps, c.Denoise)
 			if err != nil {
@@ -164,6 +172,13 @@ func TestSamplersAgainstComfyUI(t *testing.T) {
 				e = math.Max(e, ce)
 			}
 			worst[c.Sampler] = math.Max(worst[c.Sampler], e)
+			sde := c.Sampler == "dpmpp_sde" || c.Sampler == "dpmpp_2m_sde" || c.Sampler == "dpmpp_3m_sde"
+			if sde != (c.Brownian != nil) {
+				t.Fatalf("SDE sampler %v, but Brownian tree record %v", sde, c.Brownian != nil)
+			}
+			if sde {
+				checkBrownianQueries(t, ms, c, sigmas, latent, out)
+			}
 		})
 	}
 	for _, name := range Samplers() {
@@ -173,11 +188,12 @@ func TestSamplersAgainstComfyUI(t *testing.T) {
 	}
 }
 
-// TestSDENoiseHook checks SamplerOptions.SDENoise, the place for ComfyUI's Brownian tree: each
-// SDE sampler builds it once with the schedule's smallest non-zero and largest sigma, asks it
-// for the intervals upstream passes to its noise_sampler, and uses what it returns (a hook
-// replaying the default NoiseSampler stream gives the default run bit for bit; an error or a
-// wrongly shaped tensor stops the run).
+// TestSDENoiseHook checks SamplerOptions.SDENoise and its default, ComfyUI's Brownian tree:
+// each SDE sampler builds it once with the schedule's smallest non-zero and largest sigma and
+// the seed, asks it for the intervals upstream passes to its noise_sampler, and uses what it
+// returns (a hook wrapping BrownianTreeNoise gives the default run bit for bit, one replaying
+// the seed+1 NoiseSampler stream another one; an error or a wrongly shaped tensor stops the
+// run).
 func TestSDENoiseHook(t *testing.T) {
 	ms, _ := NewFlowSampling(3, 1)
 	sigmas, err := KSamplerSigmas(ms, "simple", 5, 1)
@@ -194,7 +210,7 @@ func TestSDENoiseHook(t *testing.T) {
 	type interval struct{ from, to float32 }
 	for _, sampler := range []string{"dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"} {
 		t.Run(sampler, func(t *testing.T) {
-			const seed = 42
+			const seed = 1<<40 + 42
 			want, err := RunSampler(context.Background(), sampler, model, x, sigmas, SamplerOptions{Seed: seed, Sampling: ms})
 			if err != nil {
 				t.Fatal(err)
@@ -206,10 +222,13 @@ func TestSDENoiseHook(t *testing.T) {
 				if lo != sigmas[len(sigmas)-2] || hi != sigmas[0] || s != seed || !like.SameShape(x) {
 					t.Errorf("SDENoise(%v, %v, %v, %d)", like.Shape, lo, hi, s)
 				}
-				ns := NewNoiseSampler(s)
+				tree, err := BrownianTreeNoise(like, lo, hi, s)
+				if err != nil {
+					return nil, err
+				}
 				return func(a, b float32) (*Latent, error) {
 					got = append(got, interval{a, b})
-					return ns.Next(like), nil
+					return tree(a, b)
 				}, nil
 			}}
 			out, err := RunSampler(context.Background(), sampler, model, x, sigmas, opts)
@@ -230,6 +249,19 @@ func TestSDENoiseHook(t *testing.T) {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(expect) {
 				t.Errorf("noise intervals %v, want %v", got, expect)
+			}
+
+			stream := opts
+			stream.SDENoise = func(like *Latent, _, _ float32, s uint64) (NoiseFunc, error) {
+				ns := NewNoiseSampler(s)
+				return func(float32, float32) (*Latent, error) { return ns.Next(like), nil }, nil
+			}
+			other, err := RunSampler(context.Background(), sampler, model, x, sigmas, stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if maxAbsDiff(other.Data, want.Data) == 0 {
+				t.Error("a hook with other noise gives the default output")
 			}
 
 			failing := opts
@@ -328,5 +360,51 @@ func TestSamplerList(t *testing.T) {
 	latent, _ := NewLatent(1, 16, 2, 2)
 	if _, err := KSample(context.Background(), toyModel("pos", map[string]int{}), nil, latent, p); err == nil || !strings.Contains(err.Error(), "unconditional") {
 		t.Errorf("euler_cfg_pp without a negative: err = %v", err)
+	}
+}
+
+// checkBrownianQueries reruns an SDE case of samplers.json through Sample with SDENoise
+// wrapping the default BrownianTreeNoise: the tree must be built once with ComfyUI's
+// sigma_min and sigma_max, asked for ComfyUI's intervals (the midpoint sigmas of dpmpp_sde
+// included) bit for bit, and give KSample's output.
+func checkBrownianQueries(t *testing.T, ms *FlowSampling, c samplersCase, sigmas []float32, latent, want *Latent) {
+	t.Helper()
+	noise, err := PrepareNoise(c.Shape, c.Seed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	model, err := CFG(toyModel("pos", calls), toyModel("neg", calls), c.CFG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trees [][2]uint32
+	var got [][2]uint32
+	opts := SamplerOptions{Seed: c.Seed, SDENoise: func(like *Latent, lo, hi float32, seed uint64) (NoiseFunc, error) {
+		if seed != c.Seed {
+			t.Errorf("tree seeded with %d, want the KSampler seed %d", seed, c.Seed)
+		}
+		trees = append(trees, [2]uint32{math.Float32bits(lo), math.Float32bits(hi)})
+		fn, err := BrownianTreeNoise(like, lo, hi, seed)
+		if err != nil {
+			return nil, err
+		}
+		return func(s, sn float32) (*Latent, error) {
+			got = append(got, [2]uint32{math.Float32bits(s), math.Float32bits(sn)})
+			return fn(s, sn)
+		}, nil
+	}}
+	out, err := Sample(context.Background(), model, ms, Flux, c.Sampler, sigmas, noise, latent, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trees) != 1 || trees[0] != c.Brownian.Tree {
+		t.Errorf("trees built with bounds %v, ComfyUI %v", trees, c.Brownian.Tree)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(c.Brownian.Calls) {
+		t.Errorf("noise intervals (float32 bits) %v, ComfyUI %v", got, c.Brownian.Calls)
+	}
+	if d := maxAbsDiff(out.Data, want.Data); d != 0 {
+		t.Errorf("Sample with the wrapped tree differs from KSample by %g", d)
 	}
 }

@@ -1,17 +1,52 @@
 package sampling
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+
+	"github.com/dypegraph/dypegraph/sampling/brownian"
+)
 
 // The SDE samplers of k-diffusion (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde) for a CONST model,
 // in half-log-SNR time λ = −logit σ. Their noise comes from the run's NoiseFunc (see
-// SamplerOptions.SDENoise): ComfyUI's BrownianTreeNoiseSampler when one is plugged in, else
-// one NoiseSampler draw per call (a deviation from ComfyUI: same distribution, other numbers).
+// SamplerOptions.SDENoise): by default ComfyUI's BrownianTreeNoiseSampler, reproduced bit for
+// bit by package brownian.
+
+// torchRandn is the brownian.RandnFunc of this package's generator: torch.randn of len(dst)
+// float32 values on a CPU generator freshly seeded with seed (torch.Generator().manual_seed).
+func torchRandn(seed uint32, dst []float32) { NewGenerator(uint64(seed)).Randn(dst) }
+
+// BrownianTreeNoise is the default SamplerOptions.SDENoise: ComfyUI's
+// BrownianTreeNoiseSampler(x, sigmaMin, sigmaMax, seed=seed, cpu=True), the torchsde
+// BrownianTree the SDE samplers build from the KSampler seed (all 64 bits), whose
+// noise(σ, σ_next) = W(σ, σ_next)/sqrt(|σ_next − σ|) is bit-identical to ComfyUI's on an x86-64
+// CPU. It keeps a few tree nodes and at most 46 noise tensors shaped like like. An interval of
+// zero length, or one finer than the tree's 1e-6 time resolution, is an error where ComfyUI
+// divides 0 by 0 or recurses forever.
+func BrownianTreeNoise(like *Latent, sigmaMin, sigmaMax float32, seed uint64) (NoiseFunc, error) {
+	if err := like.Validate(); err != nil {
+		return nil, fmt.Errorf("brownian tree noise: %w", err)
+	}
+	ns, err := brownian.NewTreeNoiseSampler(seed, like.Shape, sigmaMin, sigmaMax, torchRandn)
+	if err != nil {
+		return nil, err
+	}
+	return func(sigma, sigmaNext float32) (*Latent, error) {
+		data, err := ns.Sample(sigma, sigmaNext)
+		if err != nil {
+			return nil, err
+		}
+		return &Latent{Shape: slices.Clone(like.Shape), Data: data}, nil
+	}, nil
+}
 
 // halfLogSNR is sigma_to_half_log_snr for a CONST model: −logit σ.
 func halfLogSNR(s float32) float32 { return -logit32(s) }
 
-// halfLogSNRToSigma is half_log_snr_to_sigma for a CONST model: sigmoid(−λ).
-func halfLogSNRToSigma(l float32) float32 { return 1 / (1 + exp32(l)) }
+// halfLogSNRToSigma is half_log_snr_to_sigma for a CONST model: sigmoid(−λ), which torch's
+// scalar kernel computes as 1/(1 + exp(λ)) with glibc's expf (the midpoint sigma of dpmpp_sde,
+// where the Brownian tree is queried, is bit-identical only so).
+func halfLogSNRToSigma(l float32) float32 { return 1 / (1 + glibcExpf(l)) }
 
 // offsetFirstSigma is offset_first_sigma_for_snr: a first sigma of 1 or more (λ = −∞) becomes
 // percent_to_sigma(1e-4). It returns a copy.

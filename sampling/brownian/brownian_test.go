@@ -264,8 +264,8 @@ func FuzzSample(f *testing.F) {
 }
 
 // BenchmarkSampleRun times the noise of a 20-step dpmpp_2m_sde run on a 1×16×128×128 latent
-// (uniform sigmas from 1 to 0.05) against the plain seed+1 stream the samplers use without a
-// tree (one torch.randn per step).
+// (uniform sigmas from 1 to 0.05) against the seed+1 stream of the ancestral samplers (one
+// torch.randn per step), for scale.
 func BenchmarkSampleRun(b *testing.B) {
 	shape := []int{1, 16, 128, 128}
 	const steps = 20

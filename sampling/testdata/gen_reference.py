@@ -3,14 +3,17 @@
 
 Run with a Python that has torch (Debian's python3-torch 1.13 was used) and mpmath:
 
-    /usr/bin/python3 sampling/testdata/gen_reference.py [COMFYUI_GIT_DIR]
+    /usr/bin/python3 sampling/testdata/gen_reference.py [COMFYUI_GIT_DIR [TORCHSDE_GIT_DIR]]
 
-COMFYUI_GIT_DIR is a (bare) git clone of ComfyUI; the named upstream definitions are read from
-its HEAD with `git show` and executed as they are (AST-extracted, to avoid the heavy imports of
-their modules): model_sampling.py (whole file), latent_formats.py (whole file), samplers.py
-(schedulers, calculate_sigmas, cfg_function, sampling_function, KSamplerX0Inpaint, Sampler,
-KSAMPLER, ksampler, KSampler), k_diffusion/sampling.py (schedules and the samplers tested),
-sample.py (prepare_noise). Substitutions: scipy.stats.beta.ppf is computed with mpmath (scipy
+COMFYUI_GIT_DIR and TORCHSDE_GIT_DIR are (bare) git clones of ComfyUI and
+google-research/torchsde (defaults: the mirrors under /work/.mirror); torchsde's BrownianTree
+is imported from a temporary copy by torchsde_loader.py (next to this script), so that
+dpmpp_2m_sde runs with ComfyUI's own BrownianTreeNoiseSampler. The named ComfyUI definitions
+are read from its HEAD with `git show` and executed as they are (AST-extracted, to avoid the
+heavy imports of their modules): model_sampling.py (whole file), latent_formats.py (whole
+file), samplers.py (schedulers, calculate_sigmas, cfg_function, sampling_function,
+KSamplerX0Inpaint, Sampler, KSAMPLER, ksampler, KSampler), k_diffusion/sampling.py (schedules,
+the samplers tested, BatchedBrownianTree, BrownianTreeNoiseSampler), sample.py (prepare_noise). Substitutions: scipy.stats.beta.ppf is computed with mpmath (scipy
 is not installed here); tqdm's trange is range; the per-cond model batching of
 calc_cond_batch is replaced (through ComfyUI's own sampler_calc_cond_batch_function hook) by
 one call per conditioning; the model is a small analytic function whose every call is recorded
@@ -38,6 +41,10 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GIT = sys.argv[1] if len(sys.argv) > 1 else "/work/.mirror/psy-repos-python+ComfyUI/repo"
+sys.dont_write_bytecode = True  # no __pycache__ next to the test data
+import torchsde_loader  # noqa: E402
+
+torchsde = torchsde_loader.load(sys.argv[2] if len(sys.argv) > 2 else torchsde_loader.DEFAULT_GIT)
 
 
 def upstream(path):
@@ -106,11 +113,12 @@ def beta_ppf(ts, a, b):
 
 scipy = types.SimpleNamespace(stats=types.SimpleNamespace(beta=types.SimpleNamespace(ppf=beta_ppf)))
 
-kd = module("k_diffusion_sampling", torch=torch, math=math, partial=partial, comfy=comfy,
+kd = module("k_diffusion_sampling", torch=torch, math=math, partial=partial, comfy=comfy, torchsde=torchsde,
             trange=lambda n, disable=None: range(n),
             utils=types.SimpleNamespace(append_dims=lambda x, d: x[(...,) + (None,) * (d - x.ndim)]))
 KD_NAMES = ["append_zero", "get_sigmas_karras", "get_sigmas_exponential", "to_d", "get_ancestral_step",
-            "default_noise_sampler", "sample_euler", "sample_euler_ancestral", "sample_euler_ancestral_RF",
+            "default_noise_sampler", "BatchedBrownianTree", "BrownianTreeNoiseSampler", "sample_euler",
+            "sample_euler_ancestral", "sample_euler_ancestral_RF",
             "sample_heun", "sample_dpmpp_2m", "res_multistep", "sample_res_multistep",
             "sample_res_multistep_ancestral", "sigma_to_half_log_snr", "offset_first_sigma_for_snr",
             "sample_dpmpp_2m_sde"]
@@ -211,13 +219,7 @@ def sample_chain(ms, fmt, sampler, sigmas, noise, latent, rec, cfg, seed):
     if torch.count_nonzero(latent) > 0:
         latent = fmt.process_in(latent)
     cbs = []
-    if sampler == "dpmpp_2m_sde":
-        # ComfyUI's BrownianTreeNoiseSampler needs torchsde (and is not reproduced by the Go
-        # package): the sampler gets k-diffusion's default_noise_sampler instead.
-        obj = sm.KSAMPLER(kd.sample_dpmpp_2m_sde,
-                          extra_options={"noise_sampler": kd.default_noise_sampler(torch.zeros_like(noise), seed=seed)})
-    else:
-        obj = sm.sampler_object(sampler)
+    obj = sm.sampler_object(sampler)
     samples = obj.sample(Wrap(ms, rec, cfg), sigmas, {"model_options": {}, "seed": seed},
                                           lambda i, x0, x, total: cbs.append((i, total, x0.clone())),
                                           noise, latent)
