@@ -12,6 +12,7 @@ import (
 
 	"github.com/dypegraph/dypegraph/experiments"
 	"github.com/dypegraph/dypegraph/nodes"
+	"github.com/dypegraph/dypegraph/sampling"
 	"github.com/dypegraph/dypegraph/tensor"
 	"github.com/dypegraph/dypegraph/workflows/build"
 )
@@ -74,7 +75,7 @@ func (pf *paramFlags) registerSampling(d build.Params) {
 	pf.u64("seed", d.Seed, "noise seed (0 to 18446744073709551615)", func(p *build.Params, v uint64) { p.Seed = v })
 	pf.float("shift", d.Shift, "flow shift (ModelSamplingAuraFlow); 0 = the model's own, or with DyPE the DyPE node's μ", func(p *build.Params, v float64) { p.Shift = v })
 	pf.float("cfg", d.CFG, "classifier-free guidance scale (1 = none, Z-Image Turbo's setting)", func(p *build.Params, v float64) { p.CFG = v })
-	pf.str("sampler", d.Sampler, "sampler: euler, euler_ancestral, heun, dpmpp_2m, dpmpp_2m_sde, res_multistep, res_multistep_ancestral, ddim", func(p *build.Params, v string) { p.Sampler = v })
+	pf.str("sampler", d.Sampler, "sampler: "+strings.Join(sampling.Samplers(), ", "), func(p *build.Params, v string) { p.Sampler = v })
 	pf.str("scheduler", d.Scheduler, "scheduler: simple, sgm_uniform, karras, exponential, ddim_uniform, beta, normal, linear_quadratic, kl_optimal", func(p *build.Params, v string) { p.Scheduler = v })
 	pf.str("negative-prompt", "", "negative prompt (used only when --cfg is not 1); empty = zeroed positive, as the official workflow", func(p *build.Params, v string) { p.NegativePrompt = v })
 }
