@@ -365,7 +365,9 @@ func TestCacheRetainsAndReleasesModels(t *testing.T) {
 func TestCachedOutputNodeWithoutUI(t *testing.T) {
 	f := newFixture()
 	sink := &testNode{schema: &nodes.Schema{Name: "Sink", Inputs: []nodes.InputSpec{{Name: "value", Type: nodes.TypeInt}}, OutputNode: true},
-		run: func(context.Context, *nodes.Inputs, nodes.Runtime) (*nodes.Outputs, error) { return &nodes.Outputs{}, nil }}
+		run: func(context.Context, *nodes.Inputs, nodes.Runtime) (*nodes.Outputs, error) {
+			return &nodes.Outputs{}, nil
+		}}
 	f.reg.Register(sink)
 	ex := New(f.reg, nodes.Env{})
 	prompt := `{"1": {"class_type": "Const", "inputs": {"value": 3}}, "2": {"class_type": "Sink", "inputs": {"value": ["1", 0]}}}`
