@@ -51,7 +51,7 @@ func TestStructSizes(t *testing.T) {
 	if got := len(l.pack().b); got != sizeND {
 		t.Errorf("ND packs %d bytes, want %d", got, sizeND)
 	}
-	x := dview{dt: tensor.F32, rank: 2, shape: [tensor.MaxRank]int{3, 4}, str: [tensor.MaxRank]int{4, 1}}
+	x := dview{Layout: tensor.Layout{Rank: 2, Shape: [tensor.MaxRank]int{3, 4}, Strides: [tensor.MaxRank]int{4, 1}}, dt: tensor.F32}
 	s, rows, d, err := packRows(&x, &x)
 	if err != nil || len(s.b) != sizeRows || rows != 3 || d != 4 {
 		t.Errorf("Rows: %d bytes, %d rows, d %d, %v", len(s.b), rows, d, err)
@@ -60,9 +60,9 @@ func TestStructSizes(t *testing.T) {
 
 func TestNDCoalescing(t *testing.T) {
 	view := func(shape, str []int) *dview {
-		v := &dview{dt: tensor.F32, rank: len(shape)}
-		copy(v.shape[:], shape)
-		copy(v.str[:], str)
+		v := &dview{Layout: tensor.Layout{Rank: len(shape)}, dt: tensor.F32}
+		copy(v.Shape[:], shape)
+		copy(v.Strides[:], str)
 		return v
 	}
 	// Contiguous operands merge into one dimension.

@@ -356,14 +356,9 @@ func (be *Backend) resolve(t *tensor.Tensor, what string) (dview, error) {
 	if b.freed.Load() {
 		return v, fmt.Errorf("%s: %w", what, tensor.ErrFreed)
 	}
+	v.Layout = t.Layout()
 	v.buf = b
 	v.dt = t.DType()
-	v.off = t.Offset()
-	v.rank = t.Rank()
-	for i := range v.rank {
-		v.shape[i] = t.Dim(i)
-		v.str[i] = t.Stride(i)
-	}
 	return v, nil
 }
 
@@ -389,16 +384,8 @@ func (be *Backend) output(dst *tensor.Tensor, dt tensor.DType, shape []int) (*te
 	if err != nil {
 		return nil, v, err
 	}
-	if !dst.ShapeIs(shape...) {
-		return nil, v, fmt.Errorf("dst has shape %v, want %v", dst.Shape(), shape)
-	}
-	if !v.dt.IsComputeType() {
-		return nil, v, fmt.Errorf("dst dtype %v is storage-only (use Convert)", v.dt)
-	}
-	for i := range v.rank {
-		if v.str[i] == 0 && v.shape[i] > 1 {
-			return nil, v, fmt.Errorf("dst %v is a broadcast view and cannot be written", dst)
-		}
+	if err := tensor.CheckOutput(dst, shape); err != nil {
+		return nil, v, err
 	}
 	return dst, v, nil
 }
@@ -526,7 +513,7 @@ func (be *Backend) ToHost(t *tensor.Tensor) (*tensor.Tensor, error) {
 		return nil, fmt.Errorf("cuda: to host: %w", err)
 	}
 	src := t
-	if !v.contiguous() {
+	if !v.Contiguous() {
 		if src, err = be.Copy(nil, t); err != nil {
 			return nil, fmt.Errorf("cuda: to host: %w", err)
 		}
@@ -535,7 +522,7 @@ func (be *Backend) ToHost(t *tensor.Tensor) (*tensor.Tensor, error) {
 			return nil, err
 		}
 	}
-	host := alignedBytes(v.numel() * v.dt.Size())
+	host := alignedBytes(v.NumElements() * v.dt.Size())
 	if len(host) > 0 {
 		if err := be.dev.dtoh(host, v.addr()); err != nil {
 			return nil, fmt.Errorf("cuda: to host: %w", err)
@@ -550,13 +537,13 @@ func (be *Backend) Read(dst []float32, t *tensor.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("cuda: %w", err)
 	}
-	if len(dst) != v.numel() {
-		return fmt.Errorf("cuda: read %v: destination has %d values, want %d", t, len(dst), v.numel())
+	if len(dst) != v.NumElements() {
+		return fmt.Errorf("cuda: read %v: destination has %d values, want %d", t, len(dst), v.NumElements())
 	}
 	if len(dst) == 0 {
 		return be.dev.sync()
 	}
-	if v.dt == tensor.F32 && v.contiguous() {
+	if v.dt == tensor.F32 && v.Contiguous() {
 		if err := be.dev.dtoh(f32Bytes(dst), v.addr()); err != nil {
 			return fmt.Errorf("cuda: read: %w", err)
 		}
@@ -583,13 +570,13 @@ func (be *Backend) Write(t *tensor.Tensor, src []float32) error {
 	if err != nil {
 		return fmt.Errorf("cuda: %w", err)
 	}
-	if len(src) != v.numel() {
-		return fmt.Errorf("cuda: write %v: source has %d values, want %d", t, len(src), v.numel())
+	if len(src) != v.NumElements() {
+		return fmt.Errorf("cuda: write %v: source has %d values, want %d", t, len(src), v.NumElements())
 	}
 	if len(src) == 0 {
 		return nil
 	}
-	if v.dt == tensor.F32 && v.contiguous() {
+	if v.dt == tensor.F32 && v.Contiguous() {
 		if err := be.dev.htod(v.addr(), f32Bytes(src)); err != nil {
 			return fmt.Errorf("cuda: write: %w", err)
 		}

@@ -285,8 +285,8 @@ func (be *Backend) gemmLt(g *gemmCall) error {
 			}
 			keep(bt)
 			bv, _ := be.resolve(bt, "bias")
-			src := dview{buf: &buffer{ptr: g.bias}, dt: g.biasDT, rank: 1}
-			src.shape[0], src.str[0] = g.n, g.biasStride
+			src := dview{Layout: tensor.Layout{Rank: 1}, buf: &buffer{ptr: g.bias}, dt: g.biasDT}
+			src.Shape[0], src.Strides[0] = g.n, g.biasStride
 			if err := be.copyView(&bv, &src); err != nil {
 				return err
 			}
@@ -340,12 +340,12 @@ func (g *gemmCall) viewOf(k int) dview {
 	cols := [3]int{g.k, g.n, g.n}[k]
 	v := dview{buf: &buffer{ptr: op.ptr}, dt: op.dt}
 	for d, s := range g.bshape {
-		v.shape[d], v.str[d] = s, g.bstr[k][d]
+		v.Shape[d], v.Strides[d] = s, g.bstr[k][d]
 	}
 	r := len(g.bshape)
-	v.shape[r], v.str[r] = rows, op.rs
-	v.shape[r+1], v.str[r+1] = cols, op.cs
-	v.rank = r + 2
+	v.Shape[r], v.Strides[r] = rows, op.rs
+	v.Shape[r+1], v.Strides[r+1] = cols, op.cs
+	v.Rank = r + 2
 	return v
 }
 

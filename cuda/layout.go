@@ -8,70 +8,22 @@ import (
 
 // dview is a tensor resolved to device memory of this backend.
 type dview struct {
-	buf   *buffer
-	dt    tensor.DType
-	off   int // elements
-	rank  int
-	shape [tensor.MaxRank]int
-	str   [tensor.MaxRank]int
+	tensor.Layout // offsets in elements
+	buf           *buffer
+	dt            tensor.DType
 }
 
 // addr is the device address of the view's first element.
-func (v *dview) addr() devPtr { return v.buf.ptr + devPtr(v.off*v.dt.Size()) }
-
-func (v *dview) numel() int {
-	n := 1
-	for i := range v.rank {
-		n *= v.shape[i]
-	}
-	return n
-}
-
-func (v *dview) contiguous() bool {
-	s := 1
-	for i := v.rank - 1; i >= 0; i-- {
-		if v.shape[i] != 1 && v.str[i] != s {
-			return false
-		}
-		s *= v.shape[i]
-	}
-	return true
-}
-
-// span returns the element range [lo, hi) the view can touch.
-func (v *dview) span() (lo, hi int) {
-	hi = v.off + 1
-	for i := range v.rank {
-		if v.shape[i] == 0 {
-			return v.off, v.off
-		}
-		hi += (v.shape[i] - 1) * v.str[i]
-	}
-	return v.off, hi
-}
+func (v *dview) addr() devPtr { return v.buf.ptr + devPtr(v.Offset*v.dt.Size()) }
 
 // overlaps reports whether two views may share bytes.
 func (v *dview) overlaps(u *dview) bool {
-	if v.buf != u.buf {
-		return false
-	}
-	a0, a1 := v.span()
-	b0, b1 := u.span()
-	sa, sb := v.dt.Size(), u.dt.Size()
-	return a0*sa < b1*sb && b0*sb < a1*sa
+	return v.buf == u.buf && v.Layout.Overlaps(v.dt.Size(), &u.Layout, u.dt.Size())
 }
 
 // sameLayout reports whether u addresses exactly v's elements in the same order.
 func (v *dview) sameLayout(u *dview) bool {
-	if v.buf != u.buf || v.dt != u.dt || v.off != u.off || v.rank != u.rank {
-		return false
-	}
-	for i := range v.rank {
-		if v.shape[i] != u.shape[i] || (v.shape[i] > 1 && v.str[i] != u.str[i]) {
-			return false
-		}
-	}
-	return true
+	return v.buf == u.buf && v.dt == u.dt && v.Layout.SameLayout(&u.Layout)
 }
 
 // maxLaunchElems bounds the elements one element-wise launch covers (32-bit index math).
@@ -96,10 +48,10 @@ func newND(shape []int, ops ...*dview) (nd, error) {
 	var full [3][maxRank]int
 	r := len(shape)
 	for k, v := range ops {
-		lead := r - v.rank
+		lead := r - v.Rank
 		for d := range r {
-			if d >= lead && v.shape[d-lead] != 1 {
-				full[k][d] = v.str[d-lead]
+			if d >= lead && v.Shape[d-lead] != 1 {
+				full[k][d] = v.Strides[d-lead]
 			}
 		}
 	}
@@ -164,35 +116,35 @@ func (l *nd) pack() *sbuf {
 
 // packRows encodes struct Rows for x and y of the same shape (rank ≥ 1).
 func packRows(x, y *dview) (*sbuf, int, int, error) {
-	r := x.rank - 1
+	r := x.Rank - 1
 	rows := 1
 	for i := range r {
-		rows *= x.shape[i]
+		rows *= x.Shape[i]
 	}
-	d := x.shape[r]
+	d := x.Shape[r]
 	if rows*max(d, 1) > maxLaunchElems {
-		return nil, 0, 0, fmt.Errorf("%v elements exceed the %d one launch can index", x.shape[:x.rank], maxLaunchElems)
+		return nil, 0, 0, fmt.Errorf("%v elements exceed the %d one launch can index", x.Shape[:x.Rank], maxLaunchElems)
 	}
 	s := &sbuf{}
 	for i := range maxRank {
 		v := 0
 		if i < r {
-			v = x.str[i]
+			v = x.Strides[i]
 		}
 		s.i64(v)
 	}
 	for i := range maxRank {
 		v := 0
 		if i < r {
-			v = y.str[i]
+			v = y.Strides[i]
 		}
 		s.i64(v)
 	}
-	s.i64(x.str[r]).i64(y.str[r])
+	s.i64(x.Strides[r]).i64(y.Strides[r])
 	for i := range maxRank {
 		v := 0
 		if i < r {
-			v = x.shape[i]
+			v = x.Shape[i]
 		}
 		s.i32(v)
 	}

@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/dypegraph/dypegraph/tensor"
 )
@@ -44,43 +43,29 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, opt tensor.AttentionOp
 	if err != nil {
 		return nil, fmt.Errorf("cuda: attention: %w", err)
 	}
-	if qv.rank != 4 || kv.rank != 4 || vv.rank != 4 {
-		return nil, fmt.Errorf("cuda: attention: q, k, v must be [B, S, H, D], got %v, %v, %v", q.Shape(), k.Shape(), v.Shape())
+	ad, err := tensor.AttentionShape(q, k, v)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: attention: %w", err)
 	}
-	bsz, sq, hq, d := qv.shape[0], qv.shape[1], qv.shape[2], qv.shape[3]
-	skv, hkv, dvv := kv.shape[1], kv.shape[2], vv.shape[3]
-	switch {
-	case kv.shape[0] != bsz || vv.shape[0] != bsz:
-		return nil, fmt.Errorf("cuda: attention: batch sizes differ: q %v, k %v, v %v", q.Shape(), k.Shape(), v.Shape())
-	case kv.shape[3] != d:
-		return nil, fmt.Errorf("cuda: attention: q head dim %d != k head dim %d", d, kv.shape[3])
-	case vv.shape[1] != skv || vv.shape[2] != hkv:
-		return nil, fmt.Errorf("cuda: attention: k %v and v %v differ in length or heads", k.Shape(), v.Shape())
-	case hkv == 0 || hq%hkv != 0:
-		return nil, fmt.Errorf("cuda: attention: %d query heads are not a multiple of %d kv heads", hq, hkv)
-	}
-	scale := opt.Scale
-	if scale == 0 {
-		scale = float32(1 / math.Sqrt(float64(max(d, 1))))
-	}
+	bsz, sq, hq, d := ad.Batch, ad.QLen, ad.QHeads, ad.HeadDim
+	dvv := ad.ValueDim
+	scale := ad.Scale(opt.Scale)
 	var mv dview
 	var mstr [4]int
 	if opt.Mask != nil {
 		if mv, err = be.resolve(opt.Mask, "mask"); err != nil {
 			return nil, fmt.Errorf("cuda: attention: %w", err)
 		}
-		full := []int{bsz, hq, sq, skv}
-		bs, berr := tensor.BroadcastShapes(full, opt.Mask.Shape())
-		if berr != nil || mv.rank > 4 || !equalInts(bs, full) {
-			return nil, fmt.Errorf("cuda: attention: mask %v does not broadcast to %v", opt.Mask.Shape(), full)
+		if err := ad.CheckMask(opt.Mask); err != nil {
+			return nil, fmt.Errorf("cuda: attention: %w", err)
 		}
-		for i := range mv.rank {
-			if mv.shape[i] != 1 {
-				mstr[4-mv.rank+i] = mv.str[i]
+		for i := range mv.Rank {
+			if mv.Shape[i] != 1 {
+				mstr[4-mv.Rank+i] = mv.Strides[i]
 			}
 		}
 	}
-	out, ov, err := be.output(dst, resultDType(qv.dt), []int{bsz, sq, hq, dvv})
+	out, ov, err := be.output(dst, resultDType(qv.dt), ad.OutShape())
 	if err != nil {
 		return nil, fmt.Errorf("cuda: attention: %w", err)
 	}
@@ -126,9 +111,9 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, opt tensor.AttentionOp
 			if mv, err = be.resolve(c, "mask"); err != nil {
 				return nil, err
 			}
-			for i := range mv.rank {
-				if mv.shape[i] != 1 {
-					mstr[4-mv.rank+i] = mv.str[i]
+			for i := range mv.Rank {
+				if mv.Shape[i] != 1 {
+					mstr[4-mv.Rank+i] = mv.Strides[i]
 				}
 			}
 		}
@@ -177,10 +162,10 @@ const (
 
 // launchAttention packs AttnArgs and launches kern with blocks of bq query rows.
 func (be *Backend) launchAttention(kern *kernel, qv, kv, vv, ov, mv *dview, mstr [4]int, opt tensor.AttentionOptions, scale float32, bq, smem int) error {
-	bsz, sq, hq, d := qv.shape[0], qv.shape[1], qv.shape[2], qv.shape[3]
-	skv, hkv, dvv := kv.shape[1], kv.shape[2], vv.shape[3]
+	bsz, sq, hq, d := qv.Shape[0], qv.Shape[1], qv.Shape[2], qv.Shape[3]
+	skv, hkv, dvv := kv.Shape[1], kv.Shape[2], vv.Shape[3]
 	st := &sbuf{}
-	for _, s := range [][]int{qv.str[:4], kv.str[:4], vv.str[:4], ov.str[:4], mstr[:]} {
+	for _, s := range [][]int{qv.Strides[:4], kv.Strides[:4], vv.Strides[:4], ov.Strides[:4], mstr[:]} {
 		for _, x := range s {
 			st.i64(x)
 		}
@@ -199,16 +184,4 @@ func (be *Backend) launchAttention(kern *kernel, qv, kv, vv, ov, mv *dview, mstr
 	a := (&args{}).structure(st.end()).ptr(qv.addr()).ptr(kv.addr()).ptr(vv.addr()).ptr(ov.addr()).ptr(maddr)
 	grid := [3]uint32{uint32((sq + bq - 1) / bq), uint32(bsz * hq), 1}
 	return be.launch(kern, grid, 32*attnWarps, smem, a)
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -21,13 +21,13 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 	if err != nil {
 		return nil, fmt.Errorf("cuda: conv2d: %w", err)
 	}
-	if xv.rank != 4 || wv.rank != 4 {
+	if xv.Rank != 4 || wv.Rank != 4 {
 		return nil, fmt.Errorf("cuda: conv2d: x %v must be [N, C, H, W] and weight %v [Cout, Cin, KH, KW]", x.Shape(), w.Shape())
 	}
-	n, cin, h, wd := xv.shape[0], xv.shape[1], xv.shape[2], xv.shape[3]
-	cout, kh, kw := wv.shape[0], wv.shape[2], wv.shape[3]
-	if wv.shape[1] != cin {
-		return nil, fmt.Errorf("cuda: conv2d: x has %d channels, weight %v expects %d", cin, w.Shape(), wv.shape[1])
+	n, cin, h, wd := xv.Shape[0], xv.Shape[1], xv.Shape[2], xv.Shape[3]
+	cout, kh, kw := wv.Shape[0], wv.Shape[2], wv.Shape[3]
+	if wv.Shape[1] != cin {
+		return nil, fmt.Errorf("cuda: conv2d: x has %d channels, weight %v expects %d", cin, w.Shape(), wv.Shape[1])
 	}
 	if p.StrideH < 0 || p.StrideW < 0 || p.PadTop < 0 || p.PadBottom < 0 || p.PadLeft < 0 || p.PadRight < 0 {
 		return nil, fmt.Errorf("cuda: conv2d: negative stride or padding in %+v", p)
@@ -86,9 +86,9 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 	}
 	cv, _ := be.resolve(c3, "dst")
 	if bias != nil { // write the bias broadcast over pixels, then accumulate onto it
-		bv := dview{buf: &buffer{ptr: bp}, dt: bdt, rank: 3}
-		bv.shape = [tensor.MaxRank]int{1, cout, 1}
-		bv.str = [tensor.MaxRank]int{0, bs, 0}
+		bv := dview{Layout: tensor.Layout{Rank: 3}, buf: &buffer{ptr: bp}, dt: bdt}
+		bv.Shape = [tensor.MaxRank]int{1, cout, 1}
+		bv.Strides = [tensor.MaxRank]int{0, bs, 0}
 		if err := be.copyView(&cv, &bv); err != nil {
 			return fail(err)
 		}
@@ -120,13 +120,13 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 			np := min(chunk, npix-p0)
 			var bop matOp
 			if direct1x1 {
-				bop = matOp{ptr: xflat.addr() + devPtr((img*xflat.str[0]+p0*xflat.str[2])*xflat.dt.Size()), dt: xflat.dt,
-					rs: xflat.str[1], cs: xflat.str[2]}
+				bop = matOp{ptr: xflat.addr() + devPtr((img*xflat.Strides[0]+p0*xflat.Strides[2])*xflat.dt.Size()), dt: xflat.dt,
+					rs: xflat.Strides[1], cs: xflat.Strides[2]}
 			} else {
 				colv, _ := be.resolve(col, "col")
 				st := &sbuf{}
 				for i := range 4 {
-					st.i64(xv.str[i])
+					st.i64(xv.Strides[i])
 				}
 				st.i32(cin).i32(h).i32(wd).i32(kh).i32(kw).i32(sh).i32(sw).i32(p.PadTop).i32(p.PadLeft).i32(ow)
 				st.i32(p0).i32(np).i32(img).i32(int(xv.dt)).i32(int(colDT)).i32(0)
@@ -140,9 +140,9 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 				bop = matOp{ptr: colv.addr(), dt: colDT, rs: 1, cs: kdim} // col[p][k] read as [K, P]
 			}
 			g := &gemmCall{m: cout, n: np, k: kdim,
-				a:          matOp{ptr: w2v.addr(), dt: w2v.dt, rs: w2v.str[0], cs: w2v.str[1]},
+				a:          matOp{ptr: w2v.addr(), dt: w2v.dt, rs: w2v.Strides[0], cs: w2v.Strides[1]},
 				b:          bop,
-				c:          matOp{ptr: cv.addr() + devPtr((img*cv.str[0]+p0*cv.str[2])*cv.dt.Size()), dt: cv.dt, rs: cv.str[1], cs: cv.str[2]},
+				c:          matOp{ptr: cv.addr() + devPtr((img*cv.Strides[0]+p0*cv.Strides[2])*cv.dt.Size()), dt: cv.dt, rs: cv.Strides[1], cs: cv.Strides[2]},
 				accumulate: bias != nil}
 			if err := be.gemm(g); err != nil {
 				return fail(err)

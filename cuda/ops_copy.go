@@ -18,7 +18,7 @@ const eltBlock = 256
 
 // mapView runs ew_map: y = op(x) with x broadcast to y's shape.
 func (be *Backend) mapView(y, x *dview, op int, p0, p1 float32) error {
-	l, err := newND(y.shape[:y.rank], y, x)
+	l, err := newND(y.Shape[:y.Rank], y, x)
 	if err != nil {
 		return err
 	}
@@ -31,8 +31,8 @@ func (be *Backend) mapView(y, x *dview, op int, p0, p1 float32) error {
 
 // copyView copies x into y (x broadcast to y's shape), converting the dtype.
 func (be *Backend) copyView(y, x *dview) error {
-	if y.dt == x.dt && y.contiguous() && x.contiguous() && y.numel() == x.numel() && y.rank >= x.rank && sameShape(y, x) {
-		n := uint64(y.numel() * y.dt.Size())
+	if y.dt == x.dt && y.Contiguous() && x.Contiguous() && y.NumElements() == x.NumElements() && y.Rank >= x.Rank && sameShape(y, x) {
+		n := uint64(y.NumElements() * y.dt.Size())
 		if n == 0 || y.addr() == x.addr() {
 			return nil
 		}
@@ -42,11 +42,11 @@ func (be *Backend) copyView(y, x *dview) error {
 }
 
 func sameShape(a, b *dview) bool {
-	if a.rank != b.rank {
+	if a.Rank != b.Rank {
 		return false
 	}
-	for i := range a.rank {
-		if a.shape[i] != b.shape[i] {
+	for i := range a.Rank {
+		if a.Shape[i] != b.Shape[i] {
 			return false
 		}
 	}
@@ -133,9 +133,6 @@ func (be *Backend) Convert(src *tensor.Tensor, dt tensor.DType) (*tensor.Tensor,
 
 // Concat joins xs along dim.
 func (be *Backend) Concat(dst *tensor.Tensor, dim int, xs ...*tensor.Tensor) (*tensor.Tensor, error) {
-	if len(xs) == 0 {
-		return nil, fmt.Errorf("cuda: concat: no inputs")
-	}
 	views := make([]dview, len(xs))
 	for i, x := range xs {
 		v, err := be.resolve(x, fmt.Sprintf("input %d", i))
@@ -144,26 +141,9 @@ func (be *Backend) Concat(dst *tensor.Tensor, dim int, xs ...*tensor.Tensor) (*t
 		}
 		views[i] = v
 	}
-	r := views[0].rank
-	d := dim
-	if d < 0 {
-		d += r
-	}
-	if d < 0 || d >= r {
-		return nil, fmt.Errorf("cuda: concat: dim %d out of range for rank %d", dim, r)
-	}
-	shape := xs[0].Shape()
-	shape[d] = 0
-	for i, v := range views {
-		if v.rank != r {
-			return nil, fmt.Errorf("cuda: concat: input %d has rank %d, want %d", i, v.rank, r)
-		}
-		for j := range r {
-			if j != d && v.shape[j] != views[0].shape[j] {
-				return nil, fmt.Errorf("cuda: concat: input %d shape %v does not match %v outside dim %d", i, xs[i].Shape(), xs[0].Shape(), d)
-			}
-		}
-		shape[d] += v.shape[d]
+	shape, d, err := tensor.ConcatShape(dim, xs...)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: concat: %w", err)
 	}
 	out, dv, err := be.output(dst, resultDType(views[0].dt), shape)
 	if err != nil {
@@ -176,17 +156,17 @@ func (be *Backend) Concat(dst *tensor.Tensor, dim int, xs ...*tensor.Tensor) (*t
 	}
 	at := 0
 	for i := range xs {
-		part, err := out.Slice(d, at, at+views[i].shape[d])
+		part, err := out.Slice(d, at, at+views[i].Shape[d])
 		if err != nil {
 			return nil, fmt.Errorf("cuda: concat: %w", err)
 		}
 		pv, _ := be.resolve(part, "dst")
-		if views[i].numel() > 0 {
+		if views[i].NumElements() > 0 {
 			if err := be.copyView(&pv, &views[i]); err != nil {
 				return nil, fmt.Errorf("cuda: concat: %w", err)
 			}
 		}
-		at += views[i].shape[d]
+		at += views[i].Shape[d]
 	}
 	return out, nil
 }
@@ -197,10 +177,10 @@ func (be *Backend) GatherRows(dst, table *tensor.Tensor, ids []int) (*tensor.Ten
 	if err != nil {
 		return nil, fmt.Errorf("cuda: gather rows: %w", err)
 	}
-	if tv.rank != 2 {
+	if tv.Rank != 2 {
 		return nil, fmt.Errorf("cuda: gather rows: table %v must be [V, D]", table.Shape())
 	}
-	vocab, d := tv.shape[0], tv.shape[1]
+	vocab, d := tv.Shape[0], tv.Shape[1]
 	for i, id := range ids {
 		if id < 0 || id >= vocab {
 			return nil, fmt.Errorf("cuda: gather rows: id %d at %d is outside [0, %d)", id, i, vocab)
@@ -231,8 +211,8 @@ func (be *Backend) GatherRows(dst, table *tensor.Tensor, ids []int) (*tensor.Ten
 	if err := be.dev.htod(idb.ptr, host); err != nil {
 		return nil, fmt.Errorf("cuda: gather rows: %w", err)
 	}
-	a := (&args{}).ptr(tv.addr()).i32(int(tv.dt)).i64(tv.str[0]).i64(tv.str[1]).ptr(idb.ptr).i32(len(ids)).i32(d).
-		ptr(dv.addr()).i32(int(dv.dt)).i64(dv.str[0]).i64(dv.str[1])
+	a := (&args{}).ptr(tv.addr()).i32(int(tv.dt)).i64(tv.Strides[0]).i64(tv.Strides[1]).ptr(idb.ptr).i32(len(ids)).i32(d).
+		ptr(dv.addr()).i32(int(dv.dt)).i64(dv.Strides[0]).i64(dv.Strides[1])
 	if err := be.launch(kGatherRows, gridFor(len(ids)*d, eltBlock), eltBlock, 0, a); err != nil {
 		return nil, fmt.Errorf("cuda: gather rows: %w", err)
 	}

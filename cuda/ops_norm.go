@@ -17,10 +17,10 @@ func (be *Backend) param1D(p *tensor.Tensor, d int, what string) (devPtr, tensor
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	if v.rank != 1 || v.shape[0] != d {
+	if v.Rank != 1 || v.Shape[0] != d {
 		return 0, 0, 0, fmt.Errorf("%s has shape %v, want [%d]", what, p.Shape(), d)
 	}
-	return v.addr(), v.dt, v.str[0], nil
+	return v.addr(), v.dt, v.Strides[0], nil
 }
 
 // rowOp prepares a row kernel over the last dimension of x and returns the output, the views
@@ -30,7 +30,7 @@ func (be *Backend) rowOp(dst, x *tensor.Tensor, name string) (*tensor.Tensor, dv
 	if err != nil {
 		return nil, dview{}, dview{}, nil, err
 	}
-	if xv0.rank == 0 {
+	if xv0.Rank == 0 {
 		return nil, dview{}, dview{}, nil, fmt.Errorf("x is a scalar")
 	}
 	out, dv, err := be.output(dst, resultDType(xv0.dt), x.Shape())
@@ -189,7 +189,7 @@ func (be *Backend) GroupNorm(dst, x, w, b *tensor.Tensor, groups int, eps float3
 		return nil, fmt.Errorf("cuda: groupnorm: %d groups", ng)
 	}
 	for mode := range 2 {
-		a := (&args{}).ptr(x3.addr()).i32(int(x3.dt)).i64(x3.str[0]).i64(x3.str[1]).i64(x3.str[2]).
+		a := (&args{}).ptr(x3.addr()).i32(int(x3.dt)).i64(x3.Strides[0]).i64(x3.Strides[1]).i64(x3.Strides[2]).
 			i32(c).i32(s).i32(groups).i32(splits).i32(mode).ptr(stats.ptr).ptr(part.ptr)
 		if err := be.launch(kGNReduce, [3]uint32{uint32(ng), uint32(splits), 1}, gnThreads, 0, a); err != nil {
 			return nil, fmt.Errorf("cuda: groupnorm: %w", err)
@@ -201,10 +201,10 @@ func (be *Backend) GroupNorm(dst, x, w, b *tensor.Tensor, groups int, eps float3
 	}
 	st := &sbuf{}
 	for i := range 3 {
-		st.i64(x3.str[i])
+		st.i64(x3.Strides[i])
 	}
 	for i := range 3 {
-		st.i64(yv.str[i])
+		st.i64(yv.Strides[i])
 	}
 	st.i64(ws).i64(bs).i32(n).i32(c).i32(s).i32(groups).i32(int(x3.dt)).i32(int(yv.dt)).i32(int(wdt)).i32(int(bdt))
 	a := (&args{}).structure(st.end()).ptr(x3.addr()).ptr(yv.addr()).ptr(stats.ptr).ptr(wp).ptr(bp)
@@ -225,7 +225,7 @@ func (be *Backend) GroupNorm(dst, x, w, b *tensor.Tensor, groups int, eps float3
 func (be *Backend) view3(x *tensor.Tensor, xv *dview, n, c, s int) (dview, func(), error) {
 	src := x
 	if xv.buf != nil {
-		if t, err := tensor.New(xv.buf, xv.dt, xv.shape[:xv.rank], xv.str[:xv.rank], xv.off); err == nil {
+		if t, err := tensor.New(xv.buf, xv.dt, xv.Shape[:xv.Rank], xv.Strides[:xv.Rank], xv.Offset); err == nil {
 			src = t
 		}
 	}

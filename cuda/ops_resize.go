@@ -19,10 +19,10 @@ func (be *Backend) Resize(dst, x *tensor.Tensor, outH, outW int, method tensor.R
 	if err != nil {
 		return nil, fmt.Errorf("cuda: resize: %w", err)
 	}
-	if xv.rank < 2 {
+	if xv.Rank < 2 {
 		return nil, fmt.Errorf("cuda: resize: x %v needs at least 2 dimensions", x.Shape())
 	}
-	h, w := xv.shape[xv.rank-2], xv.shape[xv.rank-1]
+	h, w := xv.Shape[xv.Rank-2], xv.Shape[xv.Rank-1]
 	if h <= 0 || w <= 0 || outH <= 0 || outW <= 0 {
 		return nil, fmt.Errorf("cuda: resize: cannot resize %dx%d to %dx%d", h, w, outH, outW)
 	}
@@ -35,7 +35,7 @@ func (be *Backend) Resize(dst, x *tensor.Tensor, outH, outW int, method tensor.R
 	if dv.overlaps(&xv) {
 		return nil, fmt.Errorf("cuda: resize: dst overlaps x")
 	}
-	planes := xv.numel() / (h * w)
+	planes := xv.NumElements() / (h * w)
 	if planes == 0 {
 		return out, nil
 	}
@@ -48,7 +48,7 @@ func (be *Backend) Resize(dst, x *tensor.Tensor, outH, outW int, method tensor.R
 		return nil, fmt.Errorf("cuda: resize: %v to %dx%d is too large for one launch", x.Shape(), outH, outW)
 	}
 	src := xv
-	if xv.dt != tensor.F32 || !xv.contiguous() {
+	if xv.dt != tensor.F32 || !xv.Contiguous() {
 		xc, err := be.Convert(x, tensor.F32)
 		if err != nil {
 			return nil, fmt.Errorf("cuda: resize: %w", err)
@@ -58,7 +58,7 @@ func (be *Backend) Resize(dst, x *tensor.Tensor, outH, outW int, method tensor.R
 	}
 	target := dv
 	var tmp *tensor.Tensor
-	if dv.dt != tensor.F32 || !dv.contiguous() {
+	if dv.dt != tensor.F32 || !dv.Contiguous() {
 		if tmp, err = be.Alloc(tensor.F32, shape...); err != nil {
 			return nil, fmt.Errorf("cuda: resize: %w", err)
 		}

@@ -49,10 +49,10 @@ func (be *Backend) RoPE(dst, x, cos, sin *tensor.Tensor, mode tensor.RoPEMode) (
 	}
 	st := &sbuf{}
 	for i := range 4 {
-		st.i64(xv.str[i])
+		st.i64(xv.Strides[i])
 	}
 	for i := range 4 {
-		st.i64(dv.str[i])
+		st.i64(dv.Strides[i])
 	}
 	for _, v := range cs {
 		st.i64(v)
@@ -75,14 +75,14 @@ func (be *Backend) ropeTable(t *tensor.Tensor, what string, b, s, half int) (dvi
 		return v, [3]int{}, err
 	}
 	switch {
-	case v.rank == 2 && v.shape[0] == s && v.shape[1] == half:
-		return v, [3]int{0, v.str[0], v.str[1]}, nil
-	case v.rank == 3 && (v.shape[0] == b || v.shape[0] == 1) && v.shape[1] == s && v.shape[2] == half:
-		bs := v.str[0]
-		if v.shape[0] == 1 {
+	case v.Rank == 2 && v.Shape[0] == s && v.Shape[1] == half:
+		return v, [3]int{0, v.Strides[0], v.Strides[1]}, nil
+	case v.Rank == 3 && (v.Shape[0] == b || v.Shape[0] == 1) && v.Shape[1] == s && v.Shape[2] == half:
+		bs := v.Strides[0]
+		if v.Shape[0] == 1 {
 			bs = 0
 		}
-		return v, [3]int{bs, v.str[1], v.str[2]}, nil
+		return v, [3]int{bs, v.Strides[1], v.Strides[2]}, nil
 	}
 	return v, [3]int{}, fmt.Errorf("%s table has shape %v, want [%d %d] or [%d %d %d]", what, t.Shape(), s, half, b, s, half)
 }

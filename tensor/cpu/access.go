@@ -10,70 +10,22 @@ import (
 
 // view is a tensor resolved to typed host memory: the slice matching its dtype is set.
 type view struct {
-	dt    tensor.DType
-	f32   []float32
-	u16   []uint16
-	u8    []byte
-	st    tensor.Storage
-	off   int
-	rank  int
-	shape [tensor.MaxRank]int
-	str   [tensor.MaxRank]int
-}
-
-func (v *view) numel() int {
-	n := 1
-	for i := range v.rank {
-		n *= v.shape[i]
-	}
-	return n
-}
-
-func (v *view) contiguous() bool {
-	s := 1
-	for i := v.rank - 1; i >= 0; i-- {
-		if v.shape[i] != 1 && v.str[i] != s {
-			return false
-		}
-		s *= v.shape[i]
-	}
-	return true
-}
-
-// span returns the element range [lo, hi) of the storage the view can touch.
-func (v *view) span() (lo, hi int) {
-	hi = v.off + 1
-	for i := range v.rank {
-		if v.shape[i] == 0 {
-			return v.off, v.off
-		}
-		hi += (v.shape[i] - 1) * v.str[i]
-	}
-	return v.off, hi
+	tensor.Layout
+	dt  tensor.DType
+	f32 []float32
+	u16 []uint16
+	u8  []byte
+	st  tensor.Storage
 }
 
 // overlaps reports whether two views may share elements (conservatively by byte range).
 func (v *view) overlaps(u *view) bool {
-	if v.st != u.st {
-		return false
-	}
-	a0, a1 := v.span()
-	b0, b1 := u.span()
-	sa, sb := v.dt.Size(), u.dt.Size()
-	return a0*sa < b1*sb && b0*sb < a1*sa
+	return v.st == u.st && v.Layout.Overlaps(v.dt.Size(), &u.Layout, u.dt.Size())
 }
 
 // sameLayout reports whether u addresses exactly the elements of v in the same order.
 func (v *view) sameLayout(u *view) bool {
-	if v.st != u.st || v.dt != u.dt || v.off != u.off || v.rank != u.rank {
-		return false
-	}
-	for i := range v.rank {
-		if v.shape[i] != u.shape[i] || (v.shape[i] > 1 && v.str[i] != u.str[i]) {
-			return false
-		}
-	}
-	return true
+	return v.st == u.st && v.dt == u.dt && v.Layout.SameLayout(&u.Layout)
 }
 
 // resolve checks that t is a usable host tensor and returns its typed view.
@@ -91,14 +43,9 @@ func resolve(t *tensor.Tensor, what string) (view, error) {
 		return v, fmt.Errorf("%s %v is on %v, not on the cpu backend (use ToDevice/ToHost)", what, t, t.Device())
 	}
 	b := h.Bytes()
+	v.Layout = t.Layout()
 	v.dt = t.DType()
 	v.st = st
-	v.off = t.Offset()
-	v.rank = t.Rank()
-	for i := range v.rank {
-		v.shape[i] = t.Dim(i)
-		v.str[i] = t.Stride(i)
-	}
 	if len(b) > 0 {
 		p := unsafe.Pointer(&b[0])
 		switch v.dt.Size() {

@@ -29,25 +29,13 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, opt tensor.AttentionOp
 	if err != nil {
 		return nil, fmt.Errorf("cpu: attention: %w", err)
 	}
-	if qv.rank != 4 || kv.rank != 4 || vv.rank != 4 {
-		return nil, fmt.Errorf("cpu: attention: q, k, v must be [B, S, H, D], got %v, %v, %v", q.Shape(), k.Shape(), v.Shape())
+	ad, err := tensor.AttentionShape(q, k, v)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: attention: %w", err)
 	}
-	bsz, sq, hq, d := qv.shape[0], qv.shape[1], qv.shape[2], qv.shape[3]
-	skv, hkv, dv := kv.shape[1], kv.shape[2], vv.shape[3]
-	switch {
-	case kv.shape[0] != bsz || vv.shape[0] != bsz:
-		return nil, fmt.Errorf("cpu: attention: batch sizes differ: q %v, k %v, v %v", q.Shape(), k.Shape(), v.Shape())
-	case kv.shape[3] != d:
-		return nil, fmt.Errorf("cpu: attention: q head dim %d != k head dim %d", d, kv.shape[3])
-	case vv.shape[1] != skv || vv.shape[2] != hkv:
-		return nil, fmt.Errorf("cpu: attention: k %v and v %v differ in length or heads", k.Shape(), v.Shape())
-	case hkv == 0 || hq%hkv != 0:
-		return nil, fmt.Errorf("cpu: attention: %d query heads are not a multiple of %d kv heads", hq, hkv)
-	}
-	scale := opt.Scale
-	if scale == 0 {
-		scale = float32(1 / math.Sqrt(float64(max(d, 1))))
-	}
+	bsz, sq, hq, d := ad.Batch, ad.QLen, ad.QHeads, ad.HeadDim
+	skv, hkv, dv := ad.KVLen, ad.KVHeads, ad.ValueDim
+	scale := ad.Scale(opt.Scale)
 	var mv view
 	var mstr [4]int
 	hasMask := opt.Mask != nil
@@ -56,18 +44,16 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, opt tensor.AttentionOp
 		if err != nil {
 			return nil, fmt.Errorf("cpu: attention: %w", err)
 		}
-		full := []int{bsz, hq, sq, skv}
-		bs, berr := tensor.BroadcastShapes(full, opt.Mask.Shape())
-		if berr != nil || mv.rank > 4 || !equalInts(bs, full) {
-			return nil, fmt.Errorf("cpu: attention: mask %v does not broadcast to %v", opt.Mask.Shape(), full)
+		if err := ad.CheckMask(opt.Mask); err != nil {
+			return nil, fmt.Errorf("cpu: attention: %w", err)
 		}
-		for i := range mv.rank {
-			if mv.shape[i] != 1 {
-				mstr[4-mv.rank+i] = mv.str[i]
+		for i := range mv.Rank {
+			if mv.Shape[i] != 1 {
+				mstr[4-mv.Rank+i] = mv.Strides[i]
 			}
 		}
 	}
-	out, ov, err := be.output(dst, resultDType(qv.dt), []int{bsz, sq, hq, dv})
+	out, ov, err := be.output(dst, resultDType(qv.dt), ad.OutShape())
 	if err != nil {
 		return nil, fmt.Errorf("cpu: attention: %w", err)
 	}
@@ -102,16 +88,16 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, opt tensor.AttentionOp
 				b, h := (c0+pi)/hkv, (c0+pi)%hkv
 				base := packBuf[pi*(kSize+vSize):]
 				if s < nKSl {
-					koff := kv.off + b*kv.str[0] + h*kv.str[2]
-					stridedPanel(&kv, koff, kv.str[1], kv.str[3], nr)(base[s*d*nr:(s+1)*d*nr], s*nr, min(nr, skv-s*nr), 0, d)
+					koff := kv.Offset + b*kv.Strides[0] + h*kv.Strides[2]
+					stridedPanel(&kv, koff, kv.Strides[1], kv.Strides[3], nr)(base[s*d*nr:(s+1)*d*nr], s*nr, min(nr, skv-s*nr), 0, d)
 				} else {
 					s -= nKSl
 					if skv == 0 {
 						continue
 					}
-					voff := vv.off + b*vv.str[0] + h*vv.str[2]
+					voff := vv.Offset + b*vv.Strides[0] + h*vv.Strides[2]
 					vb := base[kSize+s*skv*nr : kSize+(s+1)*skv*nr]
-					stridedPanel(&vv, voff, vv.str[3], vv.str[1], nr)(vb, s*nr, min(nr, dv-s*nr), 0, skv)
+					stridedPanel(&vv, voff, vv.Strides[3], vv.Strides[1], nr)(vb, s*nr, min(nr, dv-s*nr), 0, skv)
 				}
 			}
 		})
@@ -135,18 +121,6 @@ func (be *Backend) Attention(dst, q, k, v *tensor.Tensor, opt tensor.AttentionOp
 		})
 	}
 	return out, nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // attnWork is one worker's scratch: packed Q, scores, packed P, output accumulators and the
@@ -185,8 +159,8 @@ func (be *Backend) attnBlock(w *attnWork, a *attnArgs) {
 	mr, nr, kern := be.kern.mr, be.kern.nr, be.kern.fn
 	d, kb, dvP := a.d, a.kb, a.dvP
 	panels := ceilDiv(a.rows, mr)
-	qoff := a.q.off + a.b*a.q.str[0] + a.i0*a.q.str[1] + a.h*a.q.str[2]
-	pack := stridedPanel(a.q, qoff, a.q.str[1], a.q.str[3], mr)
+	qoff := a.q.Offset + a.b*a.q.Strides[0] + a.i0*a.q.Strides[1] + a.h*a.q.Strides[2]
+	pack := stridedPanel(a.q, qoff, a.q.Strides[1], a.q.Strides[3], mr)
 	for p := range panels {
 		pack(w.qp[p*d*mr:(p+1)*d*mr], p*mr, min(mr, a.rows-p*mr), 0, d)
 	}
@@ -225,7 +199,7 @@ func (be *Backend) attnBlock(w *attnWork, a *attnArgs) {
 			if a.mask || a.causal {
 				mx = ninf
 				qi := a.i0 + i
-				moff := a.mv.off + a.b*a.mstr[0] + a.h*a.mstr[1] + qi*a.mstr[2]
+				moff := a.mv.Offset + a.b*a.mstr[0] + a.h*a.mstr[1] + qi*a.mstr[2]
 				for j := range srow {
 					x := srow[j] * a.scale
 					if a.mask {
@@ -274,7 +248,7 @@ func (be *Backend) attnBlock(w *attnWork, a *attnArgs) {
 		}
 	}
 	// Normalise and store.
-	ooff := a.o.off + a.b*a.o.str[0] + a.i0*a.o.str[1] + a.h*a.o.str[2]
+	ooff := a.o.Offset + a.b*a.o.Strides[0] + a.i0*a.o.Strides[1] + a.h*a.o.Strides[2]
 	for i := range a.rows {
 		orow := w.o[i*dvP : i*dvP+a.dv]
 		inv := float32(0)
@@ -284,7 +258,7 @@ func (be *Backend) attnBlock(w *attnWork, a *attnArgs) {
 		for c := range orow {
 			orow[c] *= inv
 		}
-		a.o.store(orow, ooff+i*a.o.str[1], a.o.str[3])
+		a.o.store(orow, ooff+i*a.o.Strides[1], a.o.Strides[3])
 	}
 }
 

@@ -18,13 +18,13 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 	if err != nil {
 		return nil, fmt.Errorf("cpu: conv2d: %w", err)
 	}
-	if xv.rank != 4 || wv.rank != 4 {
+	if xv.Rank != 4 || wv.Rank != 4 {
 		return nil, fmt.Errorf("cpu: conv2d: x %v must be [N, C, H, W] and weight %v [Cout, Cin, KH, KW]", x.Shape(), w.Shape())
 	}
-	n, cin, h, wd := xv.shape[0], xv.shape[1], xv.shape[2], xv.shape[3]
-	cout, kh, kw := wv.shape[0], wv.shape[2], wv.shape[3]
-	if wv.shape[1] != cin {
-		return nil, fmt.Errorf("cpu: conv2d: x has %d channels, weight %v expects %d", cin, w.Shape(), wv.shape[1])
+	n, cin, h, wd := xv.Shape[0], xv.Shape[1], xv.Shape[2], xv.Shape[3]
+	cout, kh, kw := wv.Shape[0], wv.Shape[2], wv.Shape[3]
+	if wv.Shape[1] != cin {
+		return nil, fmt.Errorf("cpu: conv2d: x has %d channels, weight %v expects %d", cin, w.Shape(), wv.Shape[1])
 	}
 	sh, sw := max(p.StrideH, 1), max(p.StrideW, 1)
 	if p.StrideH < 0 || p.StrideW < 0 || p.PadTop < 0 || p.PadBottom < 0 || p.PadLeft < 0 || p.PadRight < 0 {
@@ -52,7 +52,7 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 		return nil, fmt.Errorf("cpu: conv2d: dst overlaps an input")
 	}
 	// The image is read as contiguous float32; the weight as [Cout, Cin·KH·KW] rows.
-	if xv.dt != tensor.F32 || !xv.contiguous() {
+	if xv.dt != tensor.F32 || !xv.Contiguous() {
 		xc, err := be.Convert(x, tensor.F32)
 		if err != nil {
 			return nil, fmt.Errorf("cpu: conv2d: %w", err)
@@ -60,7 +60,7 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 		defer be.Free(xc)
 		xv, _ = resolve(xc, "x")
 	}
-	if !wv.contiguous() {
+	if !wv.Contiguous() {
 		wc, err := be.Copy(nil, w)
 		if err != nil {
 			return nil, fmt.Errorf("cpu: conv2d: %w", err)
@@ -69,7 +69,7 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 		wv, _ = resolve(wc, "weight")
 	}
 	var mt matTarget
-	if dv.dt == tensor.F32 && dv.contiguous() {
+	if dv.dt == tensor.F32 && dv.Contiguous() {
 		mt = matTarget{f32: dv.f32, target: out}
 	} else {
 		tmp, err := be.Alloc(tensor.F32, n, cout, oh, ow)
@@ -83,7 +83,7 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 	kdim := cin * kh * kw
 	npix := oh * ow
 	for img := range n {
-		c := cv.f32[cv.off+img*cout*npix : cv.off+(img+1)*cout*npix]
+		c := cv.f32[cv.Offset+img*cout*npix : cv.Offset+(img+1)*cout*npix]
 		if bf != nil {
 			be.w.parallelFor(cout, be.w.grainFor(cout, max(1, 8192/max(npix, 1))), func(lo, hi int) {
 				for co := lo; co < hi; co++ {
@@ -94,7 +94,7 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 				}
 			})
 		}
-		xoff := xv.off + img*cin*h*wd
+		xoff := xv.Offset + img*cin*h*wd
 		var packB panelFunc
 		if kh == 1 && kw == 1 && sh == 1 && sw == 1 && p.PadTop == 0 && p.PadLeft == 0 && oh == h && ow == wd {
 			packB = stridedPanel(&xv, xoff, 1, h*wd, be.kern.nr)
@@ -102,7 +102,7 @@ func (be *Backend) Conv2D(dst, x, w, bias *tensor.Tensor, p tensor.Conv2DParams)
 			packB = im2colPanel(xv.f32[xoff:xoff+cin*h*wd], h, wd, kh, kw, sh, sw, p.PadTop, p.PadLeft, ow, be.kern.nr)
 		}
 		be.gemm(&gemmOp{m: cout, n: npix, k: kdim,
-			packA: stridedPanel(&wv, wv.off, kdim, 1, be.kern.mr),
+			packA: stridedPanel(&wv, wv.Offset, kdim, 1, be.kern.mr),
 			packB: packB,
 			c:     c, ldc: npix, acc: bf != nil})
 	}

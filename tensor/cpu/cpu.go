@@ -158,11 +158,11 @@ func (be *Backend) Read(dst []float32, t *tensor.Tensor) error {
 	if err != nil {
 		return fmt.Errorf("cpu: %w", err)
 	}
-	if len(dst) != v.numel() {
-		return fmt.Errorf("cpu: read %v: destination has %d values, want %d", t, len(dst), v.numel())
+	if len(dst) != v.NumElements() {
+		return fmt.Errorf("cpu: read %v: destination has %d values, want %d", t, len(dst), v.NumElements())
 	}
-	out := hostF32View(dst, v.shape[:v.rank])
-	l := newND(v.shape[:v.rank], &out, &v)
+	out := hostF32View(dst, v.Shape[:v.Rank])
+	l := newND(v.Shape[:v.Rank], &out, &v)
 	be.forEachSeg(&l, func(o *[3]int, n int, sc *scratch) {
 		v.load(out.f32[o[0]:], 1, o[1], l.str[1][l.rank-1], n)
 	})
@@ -175,11 +175,11 @@ func (be *Backend) Write(t *tensor.Tensor, src []float32) error {
 	if err != nil {
 		return fmt.Errorf("cpu: %w", err)
 	}
-	if len(src) != v.numel() {
-		return fmt.Errorf("cpu: write %v: source has %d values, want %d", t, len(src), v.numel())
+	if len(src) != v.NumElements() {
+		return fmt.Errorf("cpu: write %v: source has %d values, want %d", t, len(src), v.NumElements())
 	}
-	in := hostF32View(src, v.shape[:v.rank])
-	l := newND(v.shape[:v.rank], &v, &in)
+	in := hostF32View(src, v.Shape[:v.Rank])
+	l := newND(v.Shape[:v.Rank], &v, &in)
 	be.forEachSeg(&l, func(o *[3]int, n int, sc *scratch) {
 		v.store(in.f32[o[1]:o[1]+n], o[0], l.str[0][l.rank-1])
 	})
@@ -188,11 +188,11 @@ func (be *Backend) Write(t *tensor.Tensor, src []float32) error {
 
 // hostF32View wraps a float32 slice as a contiguous view of the given shape.
 func hostF32View(data []float32, shape []int) view {
-	v := view{dt: tensor.F32, f32: data, rank: len(shape)}
-	copy(v.shape[:], shape)
+	v := view{Layout: tensor.Layout{Rank: len(shape)}, dt: tensor.F32, f32: data}
+	copy(v.Shape[:], shape)
 	s := 1
 	for i := len(shape) - 1; i >= 0; i-- {
-		v.str[i] = s
+		v.Strides[i] = s
 		s *= shape[i]
 	}
 	return v
@@ -221,16 +221,8 @@ func (be *Backend) output(dst *tensor.Tensor, dt tensor.DType, shape []int) (*te
 	if err != nil {
 		return nil, v, err
 	}
-	if !dst.ShapeIs(shape...) {
-		return nil, v, fmt.Errorf("dst has shape %v, want %v", dst.Shape(), shape)
-	}
-	if !v.dt.IsComputeType() {
-		return nil, v, fmt.Errorf("dst dtype %v is storage-only (use Convert)", v.dt)
-	}
-	for i := range v.rank {
-		if v.str[i] == 0 && v.shape[i] > 1 {
-			return nil, v, fmt.Errorf("dst %v is a broadcast view and cannot be written", dst)
-		}
+	if err := tensor.CheckOutput(dst, shape); err != nil {
+		return nil, v, err
 	}
 	return dst, v, nil
 }

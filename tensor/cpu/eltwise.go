@@ -33,11 +33,11 @@ func newND(shape []int, ops ...*view) nd {
 		l.shape[d] = shape[d]
 	}
 	for k, v := range ops {
-		l.off[k] = v.off
-		lead := r - v.rank
+		l.off[k] = v.Offset
+		lead := r - v.Rank
 		for d := range r {
-			if d >= lead && v.shape[d-lead] != 1 {
-				l.str[k][d] = v.str[d-lead]
+			if d >= lead && v.Shape[d-lead] != 1 {
+				l.str[k][d] = v.Strides[d-lead]
 			}
 		}
 	}
@@ -194,7 +194,7 @@ func (be *Backend) Copy(dst, src *tensor.Tensor) (*tensor.Tensor, error) {
 
 // copyView copies sv into dv (sv broadcast to dv's shape), converting dtype.
 func (be *Backend) copyView(dv, sv *view) {
-	l := newND(dv.shape[:dv.rank], dv, sv)
+	l := newND(dv.Shape[:dv.Rank], dv, sv)
 	last := l.rank - 1
 	ds, ss := l.str[0][last], l.str[1][last]
 	if dv.dt == sv.dt && ds == 1 && ss == 1 {
@@ -291,7 +291,7 @@ func (be *Backend) mapUnary(dst, x *tensor.Tensor, name string, f func(out, in, 
 		return nil, fmt.Errorf("cpu: %s: %w", name, err)
 	}
 	defer done()
-	l := newND(dv.shape[:dv.rank], &dv, &xv)
+	l := newND(dv.Shape[:dv.Rank], &dv, &xv)
 	last := l.rank - 1
 	ds, xs := l.str[0][last], l.str[1][last]
 	be.forEachSeg(&l, func(o *[3]int, n int, sc *scratch) {

@@ -16,7 +16,7 @@ type matTarget struct {
 }
 
 func (be *Backend) matTarget(dst *tensor.Tensor, dv *view) (matTarget, error) {
-	if dv.dt == tensor.F32 && (dv.rank == 0 || dv.str[dv.rank-1] == 1 || dv.shape[dv.rank-1] == 1) {
+	if dv.dt == tensor.F32 && (dv.Rank == 0 || dv.Strides[dv.Rank-1] == 1 || dv.Shape[dv.Rank-1] == 1) {
 		return matTarget{f32: dv.f32, target: dst}, nil
 	}
 	tmp, err := be.Alloc(tensor.F32, dst.Shape()...)
@@ -46,24 +46,12 @@ func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transB bool) (*tensor.Tensor
 	if err != nil {
 		return nil, fmt.Errorf("cpu: matmul: %w", err)
 	}
-	if av.rank < 2 || bv.rank < 2 {
-		return nil, fmt.Errorf("cpu: matmul: operands must have at least 2 dimensions, got %v and %v", a.Shape(), b.Shape())
-	}
-	m, k := av.shape[av.rank-2], av.shape[av.rank-1]
-	bk, bn := bv.str[bv.rank-2], bv.str[bv.rank-1] // strides along K and N of b
-	kb, n := bv.shape[bv.rank-2], bv.shape[bv.rank-1]
-	if transB {
-		n, kb = kb, n
-		bk, bn = bn, bk
-	}
-	if k != kb {
-		return nil, fmt.Errorf("cpu: matmul: inner dimensions differ: a %v, b %v (transB %v)", a.Shape(), b.Shape(), transB)
-	}
-	batch, err := tensor.BroadcastShapes(a.Shape()[:av.rank-2], b.Shape()[:bv.rank-2])
+	md, err := tensor.MatMulShape(a, b, transB)
 	if err != nil {
-		return nil, fmt.Errorf("cpu: matmul: batch dimensions: %w", err)
+		return nil, fmt.Errorf("cpu: matmul: %w", err)
 	}
-	outShape := append(append([]int(nil), batch...), m, n)
+	m, n, k, batch, outShape := md.M, md.N, md.K, md.Batch, md.Out
+	bk, bn := md.BStrideK, md.BStrideN
 	out, dv, err := be.output(dst, resultDType(av.dt), outShape)
 	if err != nil {
 		return nil, fmt.Errorf("cpu: matmul: %w", err)
@@ -81,37 +69,37 @@ func (be *Backend) MatMul(dst, a, b *tensor.Tensor, transB bool) (*tensor.Tensor
 		nb *= d
 	}
 	// One GEMM over all batches when b is shared and a's batch rows merge with M.
-	if nb > 1 && bv.rank == 2 {
+	if nb > 1 && bv.Rank == 2 {
 		a2, errA := a.Reshape(nb*m, k)
 		c2, errC := mt.target.Reshape(nb*m, n)
 		if errA == nil && errC == nil {
 			a2v, _ := resolve(a2, "a")
 			c2v, _ := resolve(c2, "dst")
 			be.gemm(&gemmOp{m: nb * m, n: n, k: k,
-				packA: stridedPanel(&a2v, a2v.off, a2v.str[0], a2v.str[1], be.kern.mr),
-				packB: stridedPanel(&bv, bv.off, bn, bk, be.kern.nr),
-				c:     c2v.f32[c2v.off:], ldc: rowStride(&c2v, n)})
+				packA: stridedPanel(&a2v, a2v.Offset, a2v.Strides[0], a2v.Strides[1], be.kern.mr),
+				packB: stridedPanel(&bv, bv.Offset, bn, bk, be.kern.nr),
+				c:     c2v.f32[c2v.Offset:], ldc: rowStride(&c2v, n)})
 			return out, be.finishErr("matmul", mt, out)
 		}
 	}
 	// Batch by batch: decompose the batch index over the broadcast batch shape.
-	aLead, bLead := len(batch)-(av.rank-2), len(batch)-(bv.rank-2)
+	aLead, bLead := len(batch)-(av.Rank-2), len(batch)-(bv.Rank-2)
 	for bi := range nb {
-		offA, offB, offC := av.off, bv.off, cv.off
+		offA, offB, offC := av.Offset, bv.Offset, cv.Offset
 		r := bi
 		for d := len(batch) - 1; d >= 0; d-- {
 			i := r % batch[d]
 			r /= batch[d]
-			if j := d - aLead; j >= 0 && av.shape[j] != 1 {
-				offA += i * av.str[j]
+			if j := d - aLead; j >= 0 && av.Shape[j] != 1 {
+				offA += i * av.Strides[j]
 			}
-			if j := d - bLead; j >= 0 && bv.shape[j] != 1 {
-				offB += i * bv.str[j]
+			if j := d - bLead; j >= 0 && bv.Shape[j] != 1 {
+				offB += i * bv.Strides[j]
 			}
-			offC += i * cv.str[d]
+			offC += i * cv.Strides[d]
 		}
 		be.gemm(&gemmOp{m: m, n: n, k: k,
-			packA: stridedPanel(&av, offA, av.str[av.rank-2], av.str[av.rank-1], be.kern.mr),
+			packA: stridedPanel(&av, offA, av.Strides[av.Rank-2], av.Strides[av.Rank-1], be.kern.mr),
 			packB: stridedPanel(&bv, offB, bn, bk, be.kern.nr),
 			c:     cv.f32[offC:], ldc: rowStride(&cv, n)})
 	}
@@ -127,10 +115,10 @@ func (be *Backend) finishErr(op string, mt matTarget, dst *tensor.Tensor) error 
 
 // rowStride is the row stride of the matrix in the last two dims of v (n when it has 1 row).
 func rowStride(v *view, n int) int {
-	if v.shape[v.rank-2] == 1 {
+	if v.Shape[v.Rank-2] == 1 {
 		return n
 	}
-	return v.str[v.rank-2]
+	return v.Strides[v.Rank-2]
 }
 
 // Linear computes x·wᵀ + bias.
@@ -143,10 +131,11 @@ func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) (*tensor.Tensor, error
 	if err != nil {
 		return nil, fmt.Errorf("cpu: linear: %w", err)
 	}
-	if xv.rank < 1 || wv.rank != 2 || wv.shape[1] != xv.shape[xv.rank-1] {
-		return nil, fmt.Errorf("cpu: linear: x %v and weight %v do not match (want weight [N, %d])", x.Shape(), w.Shape(), xv.shape[max(xv.rank-1, 0)])
+	ld, err := tensor.LinearShape(x, w)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: linear: %w", err)
 	}
-	k, n := wv.shape[1], wv.shape[0]
+	k, n, rows, outShape := ld.K, ld.N, ld.Rows, ld.Out
 	var bf []float32
 	if bias != nil {
 		var hold *buffer
@@ -156,18 +145,12 @@ func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) (*tensor.Tensor, error
 		}
 		defer be.pool.put(hold)
 	}
-	outShape := x.Shape()
-	outShape[len(outShape)-1] = n
 	out, dv, err := be.output(dst, resultDType(xv.dt), outShape)
 	if err != nil {
 		return nil, fmt.Errorf("cpu: linear: %w", err)
 	}
 	if dv.overlaps(&xv) || dv.overlaps(&wv) {
 		return nil, fmt.Errorf("cpu: linear: dst overlaps an input")
-	}
-	rows := xv.numel() / max(k, 1)
-	if k == 0 {
-		rows = out.NumElements() / max(n, 1)
 	}
 	x2, err := x.Reshape(rows, k)
 	if err != nil { // not expressible as a matrix view: materialise
@@ -199,13 +182,13 @@ func (be *Backend) Linear(dst, x, w, bias *tensor.Tensor) (*tensor.Tensor, error
 	if bf != nil {
 		be.w.parallelFor(rows, be.w.grainFor(rows, max(1, 8192/max(n, 1))), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
-				copy(cv.f32[cv.off+r*ldc:cv.off+r*ldc+n], bf)
+				copy(cv.f32[cv.Offset+r*ldc:cv.Offset+r*ldc+n], bf)
 			}
 		})
 	}
 	be.gemm(&gemmOp{m: rows, n: n, k: k,
-		packA: stridedPanel(&x2v, x2v.off, x2v.str[0], x2v.str[1], be.kern.mr),
-		packB: stridedPanel(&wv, wv.off, wv.str[0], wv.str[1], be.kern.nr),
-		c:     cv.f32[cv.off:], ldc: ldc, acc: bf != nil})
+		packA: stridedPanel(&x2v, x2v.Offset, x2v.Strides[0], x2v.Strides[1], be.kern.mr),
+		packB: stridedPanel(&wv, wv.Offset, wv.Strides[0], wv.Strides[1], be.kern.nr),
+		c:     cv.f32[cv.Offset:], ldc: ldc, acc: bf != nil})
 	return out, be.finishErr("linear", mt, out)
 }

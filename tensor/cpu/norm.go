@@ -9,11 +9,11 @@ import (
 
 // rowOffset returns the offset of row r (all dimensions but the last) of v.
 func rowOffset(v *view, r int) int {
-	off := v.off
-	for d := v.rank - 2; d >= 0; d-- {
-		i := r % v.shape[d]
-		r /= v.shape[d]
-		off += i * v.str[d]
+	off := v.Offset
+	for d := v.Rank - 2; d >= 0; d-- {
+		i := r % v.Shape[d]
+		r /= v.Shape[d]
+		off += i * v.Strides[d]
 	}
 	return off
 }
@@ -27,11 +27,11 @@ func (be *Backend) loadParam(p *tensor.Tensor, d int, what string) ([]float32, *
 	if err != nil {
 		return nil, nil, err
 	}
-	if v.rank != 1 || v.shape[0] != d {
+	if v.Rank != 1 || v.Shape[0] != d {
 		return nil, nil, fmt.Errorf("%s has shape %v, want [%d]", what, p.Shape(), d)
 	}
 	buf, hold := be.pool.getF32(d)
-	v.load(buf, 1, v.off, v.str[0], d)
+	v.load(buf, 1, v.Offset, v.Strides[0], d)
 	return buf, hold, nil
 }
 
@@ -42,7 +42,7 @@ func (be *Backend) rowOp(dst, x *tensor.Tensor, name string, f func(out, in []fl
 	if err != nil {
 		return nil, fmt.Errorf("cpu: %s: %w", name, err)
 	}
-	if xv0.rank == 0 {
+	if xv0.Rank == 0 {
 		return nil, fmt.Errorf("cpu: %s: x is a scalar", name)
 	}
 	out, dv, err := be.output(dst, resultDType(xv0.dt), x.Shape())
@@ -54,25 +54,25 @@ func (be *Backend) rowOp(dst, x *tensor.Tensor, name string, f func(out, in []fl
 		return nil, fmt.Errorf("cpu: %s: %w", name, err)
 	}
 	defer done()
-	last := xv.rank - 1
-	d := xv.shape[last]
+	last := xv.Rank - 1
+	d := xv.Shape[last]
 	if d == 0 {
 		return out, nil
 	}
-	rows := xv.numel() / d
+	rows := xv.NumElements() / d
 	be.w.parallelFor(rows, be.w.grainFor(rows, max(1, 16384/d)), func(lo, hi int) {
 		buf, hold := be.pool.getF32(2 * d)
 		defer be.pool.put(hold)
 		xs, os := buf[:d], buf[d:]
 		for r := lo; r < hi; r++ {
-			in := xv.rowStrided(rowOffset(&xv, r), xv.str[last], d, xs)
+			in := xv.rowStrided(rowOffset(&xv, r), xv.Strides[last], d, xs)
 			do := rowOffset(&dv, r)
-			if dv.dt == tensor.F32 && dv.str[last] == 1 {
+			if dv.dt == tensor.F32 && dv.Strides[last] == 1 {
 				f(dv.f32[do:do+d], in)
 				continue
 			}
 			f(os, in)
-			dv.store(os, do, dv.str[last])
+			dv.store(os, do, dv.Strides[last])
 		}
 	})
 	return out, nil
@@ -223,7 +223,7 @@ func (be *Backend) GroupNorm(dst, x, w, b *tensor.Tensor, groups int, eps float3
 	}
 	xv, _ := resolve(x3, "x")
 	dv, _ := resolve(d3, "dst")
-	s := xv.shape[2]
+	s := xv.Shape[2]
 	cg := c / groups
 	units := n * groups
 	be.w.parallelFor(units, 1, func(lo, hi int) {
@@ -233,7 +233,7 @@ func (be *Backend) GroupNorm(dst, x, w, b *tensor.Tensor, groups int, eps float3
 			ni, g := u/groups, u%groups
 			var sum float64
 			for ch := g * cg; ch < (g+1)*cg; ch++ {
-				row := xv.rowStrided(xv.off+ni*xv.str[0]+ch*xv.str[1], xv.str[2], s, buf)
+				row := xv.rowStrided(xv.Offset+ni*xv.Strides[0]+ch*xv.Strides[1], xv.Strides[2], s, buf)
 				for _, v := range row {
 					sum += float64(v)
 				}
@@ -242,7 +242,7 @@ func (be *Backend) GroupNorm(dst, x, w, b *tensor.Tensor, groups int, eps float3
 			mean := sum / cnt
 			var ss float64
 			for ch := g * cg; ch < (g+1)*cg; ch++ {
-				row := xv.rowStrided(xv.off+ni*xv.str[0]+ch*xv.str[1], xv.str[2], s, buf)
+				row := xv.rowStrided(xv.Offset+ni*xv.Strides[0]+ch*xv.Strides[1], xv.Strides[2], s, buf)
 				for _, v := range row {
 					dd := float64(v) - mean
 					ss += dd * dd
@@ -250,8 +250,8 @@ func (be *Backend) GroupNorm(dst, x, w, b *tensor.Tensor, groups int, eps float3
 			}
 			rstd := 1 / math.Sqrt(ss/cnt+float64(eps))
 			for ch := g * cg; ch < (g+1)*cg; ch++ {
-				row := xv.rowStrided(xv.off+ni*xv.str[0]+ch*xv.str[1], xv.str[2], s, buf)
-				o := dv.off + ni*dv.str[0] + ch*dv.str[1]
+				row := xv.rowStrided(xv.Offset+ni*xv.Strides[0]+ch*xv.Strides[1], xv.Strides[2], s, buf)
+				o := dv.Offset + ni*dv.Strides[0] + ch*dv.Strides[1]
 				orow := dv.f32[o : o+s]
 				for i, v := range row {
 					y := float32((float64(v) - mean) * rstd)

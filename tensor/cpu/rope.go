@@ -47,14 +47,14 @@ func (be *Backend) RoPE(dst, x, cos, sin *tensor.Tensor, mode tensor.RoPEMode) (
 		cb, sb, xb, ob := buf[:half], buf[half:2*half], buf[2*half:2*half+d], buf[2*half+d:]
 		for t := lo; t < hi; t++ {
 			b, p := t/s, t%s
-			c := cv.rowStrided(tableOffset(&cv, b, p), cv.str[cv.rank-1], half, cb)
-			sn := sv.rowStrided(tableOffset(&sv, b, p), sv.str[sv.rank-1], half, sb)
+			c := cv.rowStrided(tableOffset(&cv, b, p), cv.Strides[cv.Rank-1], half, cb)
+			sn := sv.rowStrided(tableOffset(&sv, b, p), sv.Strides[sv.Rank-1], half, sb)
 			for hh := range h {
-				xo := xv.off + b*xv.str[0] + p*xv.str[1] + hh*xv.str[2]
-				in := xv.rowStrided(xo, xv.str[3], d, xb)
-				do := dv.off + b*dv.str[0] + p*dv.str[1] + hh*dv.str[2]
+				xo := xv.Offset + b*xv.Strides[0] + p*xv.Strides[1] + hh*xv.Strides[2]
+				in := xv.rowStrided(xo, xv.Strides[3], d, xb)
+				do := dv.Offset + b*dv.Strides[0] + p*dv.Strides[1] + hh*dv.Strides[2]
 				o := ob
-				direct := dv.dt == tensor.F32 && dv.str[3] == 1
+				direct := dv.dt == tensor.F32 && dv.Strides[3] == 1
 				if direct {
 					o = dv.f32[do : do+d]
 				}
@@ -72,7 +72,7 @@ func (be *Backend) RoPE(dst, x, cos, sin *tensor.Tensor, mode tensor.RoPEMode) (
 					}
 				}
 				if !direct {
-					dv.store(o, do, dv.str[3])
+					dv.store(o, do, dv.Strides[3])
 				}
 			}
 		}
@@ -86,8 +86,8 @@ func ropeTable(t *tensor.Tensor, what string, b, s, half int) (view, error) {
 	if err != nil {
 		return v, err
 	}
-	ok := v.rank == 2 && v.shape[0] == s && v.shape[1] == half ||
-		v.rank == 3 && (v.shape[0] == b || v.shape[0] == 1) && v.shape[1] == s && v.shape[2] == half
+	ok := v.Rank == 2 && v.Shape[0] == s && v.Shape[1] == half ||
+		v.Rank == 3 && (v.Shape[0] == b || v.Shape[0] == 1) && v.Shape[1] == s && v.Shape[2] == half
 	if !ok {
 		return v, fmt.Errorf("%s table has shape %v, want [%d %d] or [%d %d %d]", what, t.Shape(), s, half, b, s, half)
 	}
@@ -95,11 +95,11 @@ func ropeTable(t *tensor.Tensor, what string, b, s, half int) (view, error) {
 }
 
 func tableOffset(v *view, b, p int) int {
-	if v.rank == 2 {
-		return v.off + p*v.str[0]
+	if v.Rank == 2 {
+		return v.Offset + p*v.Strides[0]
 	}
-	if v.shape[0] == 1 {
+	if v.Shape[0] == 1 {
 		b = 0
 	}
-	return v.off + b*v.str[0] + p*v.str[1]
+	return v.Offset + b*v.Strides[0] + p*v.Strides[1]
 }

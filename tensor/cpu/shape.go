@@ -10,9 +10,6 @@ import (
 
 // Concat joins xs along dim.
 func (be *Backend) Concat(dst *tensor.Tensor, dim int, xs ...*tensor.Tensor) (*tensor.Tensor, error) {
-	if len(xs) == 0 {
-		return nil, fmt.Errorf("cpu: concat: no inputs")
-	}
 	views := make([]view, len(xs))
 	for i, x := range xs {
 		v, err := resolve(x, fmt.Sprintf("input %d", i))
@@ -21,26 +18,9 @@ func (be *Backend) Concat(dst *tensor.Tensor, dim int, xs ...*tensor.Tensor) (*t
 		}
 		views[i] = v
 	}
-	r := views[0].rank
-	d := dim
-	if d < 0 {
-		d += r
-	}
-	if d < 0 || d >= r {
-		return nil, fmt.Errorf("cpu: concat: dim %d out of range for rank %d", dim, r)
-	}
-	shape := xs[0].Shape()
-	shape[d] = 0
-	for i, v := range views {
-		if v.rank != r {
-			return nil, fmt.Errorf("cpu: concat: input %d has rank %d, want %d", i, v.rank, r)
-		}
-		for j := range r {
-			if j != d && v.shape[j] != views[0].shape[j] {
-				return nil, fmt.Errorf("cpu: concat: input %d shape %v does not match %v outside dim %d", i, xs[i].Shape(), xs[0].Shape(), d)
-			}
-		}
-		shape[d] += v.shape[d]
+	shape, d, err := tensor.ConcatShape(dim, xs...)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: concat: %w", err)
 	}
 	out, dv, err := be.output(dst, resultDType(views[0].dt), shape)
 	if err != nil {
@@ -53,7 +33,7 @@ func (be *Backend) Concat(dst *tensor.Tensor, dim int, xs ...*tensor.Tensor) (*t
 	}
 	at := 0
 	for i, x := range xs {
-		part, err := out.Slice(d, at, at+views[i].shape[d])
+		part, err := out.Slice(d, at, at+views[i].Shape[d])
 		if err != nil {
 			return nil, fmt.Errorf("cpu: concat: %w", err)
 		}
@@ -62,7 +42,7 @@ func (be *Backend) Concat(dst *tensor.Tensor, dim int, xs ...*tensor.Tensor) (*t
 		if x.NumElements() > 0 {
 			be.copyView(&pv, &xv)
 		}
-		at += views[i].shape[d]
+		at += views[i].Shape[d]
 	}
 	return out, nil
 }
@@ -73,10 +53,10 @@ func (be *Backend) GatherRows(dst, table *tensor.Tensor, ids []int) (*tensor.Ten
 	if err != nil {
 		return nil, fmt.Errorf("cpu: gather rows: %w", err)
 	}
-	if tv.rank != 2 {
+	if tv.Rank != 2 {
 		return nil, fmt.Errorf("cpu: gather rows: table %v must be [V, D]", table.Shape())
 	}
-	vocab, d := tv.shape[0], tv.shape[1]
+	vocab, d := tv.Shape[0], tv.Shape[1]
 	for i, id := range ids {
 		if id < 0 || id >= vocab {
 			return nil, fmt.Errorf("cpu: gather rows: id %d at %d is outside [0, %d)", id, i, vocab)
@@ -93,8 +73,8 @@ func (be *Backend) GatherRows(dst, table *tensor.Tensor, ids []int) (*tensor.Ten
 		buf, hold := be.pool.getF32(d)
 		defer be.pool.put(hold)
 		for i := lo; i < hi; i++ {
-			row := tv.rowStrided(tv.off+ids[i]*tv.str[0], tv.str[1], d, buf)
-			dv.store(row, dv.off+i*dv.str[0], dv.str[1])
+			row := tv.rowStrided(tv.Offset+ids[i]*tv.Strides[0], tv.Strides[1], d, buf)
+			dv.store(row, dv.Offset+i*dv.Strides[0], dv.Strides[1])
 		}
 	})
 	return out, nil
@@ -110,10 +90,10 @@ func (be *Backend) Resize(dst, x *tensor.Tensor, outH, outW int, method tensor.R
 	if err != nil {
 		return nil, fmt.Errorf("cpu: resize: %w", err)
 	}
-	if xv.rank < 2 {
+	if xv.Rank < 2 {
 		return nil, fmt.Errorf("cpu: resize: x %v needs at least 2 dimensions", x.Shape())
 	}
-	h, w := xv.shape[xv.rank-2], xv.shape[xv.rank-1]
+	h, w := xv.Shape[xv.Rank-2], xv.Shape[xv.Rank-1]
 	if h <= 0 || w <= 0 || outH <= 0 || outW <= 0 {
 		return nil, fmt.Errorf("cpu: resize: cannot resize %dx%d to %dx%d", h, w, outH, outW)
 	}
@@ -126,12 +106,12 @@ func (be *Backend) Resize(dst, x *tensor.Tensor, outH, outW int, method tensor.R
 	if dv.overlaps(&xv) {
 		return nil, fmt.Errorf("cpu: resize: dst overlaps x")
 	}
-	planes := xv.numel() / (h * w)
+	planes := xv.NumElements() / (h * w)
 	if planes == 0 {
 		return out, nil
 	}
 	src := xv.f32
-	if xv.dt != tensor.F32 || !xv.contiguous() {
+	if xv.dt != tensor.F32 || !xv.Contiguous() {
 		xc, err := be.Convert(x, tensor.F32)
 		if err != nil {
 			return nil, fmt.Errorf("cpu: resize: %w", err)
@@ -141,10 +121,10 @@ func (be *Backend) Resize(dst, x *tensor.Tensor, outH, outW int, method tensor.R
 		xv = cv
 		src = cv.f32
 	}
-	src = src[xv.off : xv.off+planes*h*w]
+	src = src[xv.Offset : xv.Offset+planes*h*w]
 	var mt matTarget
-	if dv.dt == tensor.F32 && dv.contiguous() {
-		mt = matTarget{f32: dv.f32[dv.off:], target: out}
+	if dv.dt == tensor.F32 && dv.Contiguous() {
+		mt = matTarget{f32: dv.f32[dv.Offset:], target: out}
 	} else {
 		tmp, err := be.Alloc(tensor.F32, shape...)
 		if err != nil {
