@@ -253,3 +253,26 @@ func TestInternalLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestPromptLogLines: a queued prompt leaves ComfyUI's console lines ("got prompt", "prompt
+// executed in …") in /internal/logs.
+func TestPromptLogLines(t *testing.T) {
+	f := newFixture(t)
+	id := f.queuePrompt(imagePrompt)
+	f.waitHistory(id, 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs := f.get("/internal/logs")
+		var text string
+		if v, err := ojson.Decode(logs.body); err == nil {
+			text, _ = v.(string)
+		}
+		if strings.Contains(text, `msg="got prompt" prompt_id=`+id) && strings.Contains(text, `msg="prompt executed" prompt_id=`+id) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/internal/logs lacks the prompt's lines: %s", text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -251,6 +251,7 @@ func (s *Server) handlePostPrompt(w http.ResponseWriter, r *http.Request) {
 		serverError(w, s.log, err)
 		return
 	}
+	s.log.Info("got prompt", "prompt_id", it.promptID)
 	writeJSON(w, http.StatusOK, ojson.NewObject().Set("prompt_id", it.promptID).Set("number", it.numberValue()).
 		Set("node_errors", res.NodeErrorsJSON(wf.Order)))
 }

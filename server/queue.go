@@ -266,8 +266,19 @@ func (s *Server) runItem(it *queueItem) {
 				png, _ = v.(*ojson.Object)
 			}
 		}
+		start := time.Now()
 		result = s.exec.Run(it.ctx, &executor.Request{PromptID: it.promptID, Workflow: wf, Validation: res, Outputs: it.outputs, ExtraPNGInfo: png}, sink)
 		sink.flush()
+		// The console lines ComfyUI prints, which /internal/logs shows.
+		secs := fmt.Sprintf("%.2f", time.Since(start).Seconds())
+		switch {
+		case result.Success:
+			s.log.Info("prompt executed", "prompt_id", it.promptID, "seconds", secs)
+		case result.Interrupted:
+			s.log.Info("prompt interrupted", "prompt_id", it.promptID, "seconds", secs)
+		default:
+			s.log.Warn("prompt failed", "prompt_id", it.promptID, "seconds", secs, "err", result.Err)
+		}
 	}
 	cause := context.Cause(it.ctx)
 	if result.Interrupted && errors.Is(cause, errShutdown) {
