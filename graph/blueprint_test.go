@@ -142,7 +142,7 @@ func TestOfficialBlueprintsConvertAndValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	reg := blueprintRegistry()
+	reg := nodes.Default()
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(dir, tc.file))
@@ -185,22 +185,4 @@ func writeFile(t *testing.T, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// blueprintRegistry is the default registry plus ComfyUI's schemas of the upscale-model nodes,
-// which dypegraph does not implement (their execution is not part of this test).
-func blueprintRegistry() *nodes.Registry {
-	reg := nodes.NewRegistry()
-	for _, name := range nodes.Default().Names() {
-		n, _ := nodes.Default().Get(name)
-		reg.Register(n)
-	}
-	listUpscale := func(env nodes.Env) []string { return nodes.ListModels(env, "upscale_models") }
-	reg.Register(schemaOnly{&nodes.Schema{Name: "UpscaleModelLoader", DisplayName: "Load Upscale Model",
-		Inputs:  []nodes.InputSpec{{Name: "model_name", Type: nodes.TypeCombo, OptionsFrom: listUpscale}},
-		Outputs: []nodes.OutputSpec{{Type: "UPSCALE_MODEL"}}}})
-	reg.Register(schemaOnly{&nodes.Schema{Name: "ImageUpscaleWithModel", DisplayName: "Upscale Image (using Model)",
-		Inputs:  []nodes.InputSpec{link("upscale_model", "UPSCALE_MODEL"), link("image", nodes.TypeImage)},
-		Outputs: []nodes.OutputSpec{{Type: nodes.TypeImage}}}})
-	return reg
 }
