@@ -9,14 +9,18 @@ import (
 // Kinds of failure. Every *Error wraps exactly one of them, so callers can tell them apart with
 // errors.Is.
 var (
-	// ErrLegacyFormat: the file is a pre-zip (torch < 1.6) checkpoint, which is not supported.
-	ErrLegacyFormat = errors.New("legacy (torch < 1.6) checkpoint format")
-	// ErrArchive: the file is not a readable torch zip archive (bad zip, missing data.pkl or
-	// storage record, storage record shorter than the tensor data it must hold).
+	// ErrLegacyFormat: the file is a checkpoint in the tar format of torch before about 0.4,
+	// which is not supported. (The later pre-zip format of torch < 1.6 is read.)
+	ErrLegacyFormat = errors.New("unsupported legacy checkpoint format")
+	// ErrArchive: the file is not a readable torch checkpoint: a bad zip, a missing data.pkl or
+	// storage record, a storage record shorter than the tensor data it must hold; or, in the
+	// legacy pickle-stream format, a wrong magic number or protocol version, a storage list that
+	// does not match the pickle, or storage data cut short.
 	ErrArchive = errors.New("invalid checkpoint archive")
 	// ErrByteOrder: the checkpoint was written on a big-endian machine.
 	ErrByteOrder = errors.New("big-endian checkpoint")
-	// ErrPickle: data.pkl is not a well-formed pickle, or exceeds the reader's limits.
+	// ErrPickle: data.pkl (or a pickle of a legacy file) is not a well-formed pickle, or
+	// exceeds the reader's limits.
 	ErrPickle = errors.New("malformed pickle")
 	// ErrUnsupported: the pickle uses a global, opcode or construct outside the state-dict
 	// allow-list. The file may be fine for Python, but reading it would mean running its code.

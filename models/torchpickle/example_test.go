@@ -9,20 +9,25 @@ import (
 )
 
 // An upscale-model loader reads a BasicSR-style checkpoint ({"params": ..., "params_ema": ...})
-// and gets the EMA weights as safetensors entries; files with code in them are refused.
+// and gets the EMA weights as safetensors entries, from the zip format of torch ≥ 1.6 and from
+// the legacy format of older files (this one also has DataParallel's "module." prefix) alike.
 func Example() {
-	sd, err := torchpickle.Load("testdata/params_ema.pth")
-	if err != nil {
-		panic(err)
+	for _, file := range []string{"testdata/params_ema.pth", "testdata/legacy_params_ema.pth"} {
+		sd, err := torchpickle.Load(file)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(file)
+		for _, name := range slices.Sorted(maps.Keys(sd)) {
+			e := sd[name]
+			fmt.Println(name, e.DType, e.Shape, len(e.Data), "bytes")
+		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(sd)) {
-		e := sd[name]
-		fmt.Println(name, e.DType, e.Shape, len(e.Data), "bytes")
-	}
-	_, err = torchpickle.Load("testdata/legacy.pth")
-	fmt.Println(err)
 	// Output:
+	// testdata/params_ema.pth
 	// body.0.bias F32 [2] 8 bytes
 	// body.0.weight F32 [2 2] 16 bytes
-	// torchpickle: testdata/legacy.pth: legacy (torch < 1.6) checkpoint format: the file is a pickle, not a zip archive; load and re-save it with torch ≥ 1.6, or convert it to .safetensors
+	// testdata/legacy_params_ema.pth
+	// body.0.bias F32 [2] 8 bytes
+	// body.0.weight F32 [2 2] 16 bytes
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// FuzzParse feeds arbitrary bytes to Parse: it must never panic, every failure must be an *Error
+// FuzzParse feeds arbitrary bytes to Parse (seeded with every testdata file, zip and legacy): it must never panic, every failure must be an *Error
 // of a known kind, and every accepted file must give tensors of a known dtype whose bytes match
 // their shape.
 func FuzzParse(f *testing.F) {
@@ -25,6 +25,11 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(checkpoint(f, oneTensor("FloatStorage", "0", 8, 1, i64s(2, 2, 2), i64s(1, 4, 2)), record{name: "0", data: f32(0, 1, 2, 3, 4, 5, 6, 7)}))
 	f.Add(checkpoint(f, []byte("\x80\x02cos\nsystem\nX\x01\x00\x00\x00x\x85R.")))
+	// legacy (torch < 1.6) streams: two storages of different dtypes, and the old tar format
+	f.Add(newLegacy(legacyPk().op('}', '(').str("a").tensor("HalfStorage", "0", 3, 1, i64s(2), i64s(1)).
+		str("b").tensor("FloatStorage", "1", 4, 0, i64s(2, 2), i64s(1, 2)).op('u', '.').bytes(),
+		legacyStorage{count: 3, data: []byte{1, 2, 3, 4, 5, 6}}, legacyStorage{count: 4, data: f32(0, 1, 2, 3)}).bytes())
+	f.Add(oldTar(f))
 	f.Add([]byte{})
 	kinds := []error{ErrLegacyFormat, ErrArchive, ErrByteOrder, ErrPickle, ErrUnsupported, ErrTensor, ErrNoStateDict}
 

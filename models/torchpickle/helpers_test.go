@@ -39,7 +39,10 @@ func mkzip(t testing.TB, recs ...record) []byte {
 }
 
 // pk writes pickle opcodes by hand, for inputs torch.save cannot produce.
-type pk struct{ bytes.Buffer }
+type pk struct {
+	bytes.Buffer
+	legacy bool // persistent ids are legacy 6-tuples (view_metadata None)
+}
 
 func newPk() *pk { p := &pk{}; p.op(0x80, 2); return p }
 
@@ -75,7 +78,11 @@ func (p *pk) global(module, name string) *pk {
 // tensor pushes _rebuild_tensor_v2(storage(kind, key, numel), offset, size, stride, False, OrderedDict()).
 func (p *pk) tensor(kind, key string, numel, offset int64, size, stride []int64) *pk {
 	p.global("torch._utils", "_rebuild_tensor_v2")
-	p.op('(', '(').str("storage").global("torch", kind).str(key).str("cpu").int(numel).op('t', 'Q')
+	p.op('(', '(').str("storage").global("torch", kind).str(key).str("cpu").int(numel)
+	if p.legacy {
+		p.op('N')
+	}
+	p.op('t', 'Q')
 	p.int(offset).ints(size...).ints(stride...)
 	p.op(0x89).global("collections", "OrderedDict").op(')', 'R')
 	return p.op('t', 'R')
@@ -108,3 +115,68 @@ func oneTensor(kind, key string, numel, offset int64, size, stride []int64) []by
 }
 
 func i64s(v ...int64) []int64 { return v }
+
+// legacyPk starts a pickle whose tensors use legacy (torch < 1.6) 6-tuple persistent ids.
+func legacyPk() *pk { p := newPk(); p.legacy = true; return p }
+
+// legacyStorage is one storage of a legacy checkpoint: its element count and bytes.
+type legacyStorage struct {
+	count uint64
+	data  []byte
+}
+
+// legacyCk is a legacy checkpoint in parts, so tests can break each one.
+type legacyCk struct {
+	magic, protocol, sysInfo, main []byte // whole pickles
+	keys                           []string
+	storages                       []legacyStorage
+}
+
+// newLegacy is a well-formed legacy checkpoint of main and storages named "0", "1", ….
+func newLegacy(main []byte, storages ...legacyStorage) *legacyCk {
+	c := &legacyCk{
+		magic:    []byte{0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.'},
+		protocol: newPk().op('M', 0xe9, 0x03, '.').bytes(),
+		sysInfo:  sysInfo(true),
+		main:     main,
+		storages: storages,
+	}
+	for i := range storages {
+		c.keys = append(c.keys, string(rune('0'+i)))
+	}
+	return c
+}
+
+func sysInfo(littleEndian bool) []byte {
+	le := byte(0x88)
+	if !littleEndian {
+		le = 0x89
+	}
+	return newPk().op('}', '(').str("protocol_version").op('M', 0xe9, 0x03).str("little_endian").op(le).
+		str("type_sizes").op('}', '(').str("short").op('K', 2).str("int").op('K', 4).str("long").op('K', 8).op('u', 'u', '.').bytes()
+}
+
+func (c *legacyCk) bytes() []byte {
+	var b bytes.Buffer
+	b.Write(c.magic)
+	b.Write(c.protocol)
+	b.Write(c.sysInfo)
+	b.Write(c.main)
+	keys := newPk().op(']', '(')
+	for _, k := range c.keys {
+		keys.str(k)
+	}
+	b.Write(keys.op('e', '.').bytes())
+	for _, s := range c.storages {
+		_ = binary.Write(&b, binary.LittleEndian, s.count)
+		b.Write(s.data)
+	}
+	return b.Bytes()
+}
+
+// oneLegacyTensor is the legacy pickle {"w": tensor(...)}.
+func oneLegacyTensor(kind, key string, numel, offset int64, size, stride []int64) []byte {
+	p := legacyPk()
+	p.op('}', '(').str("w").tensor(kind, key, numel, offset, size, stride)
+	return p.op('u', '.').bytes()
+}

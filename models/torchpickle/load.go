@@ -45,14 +45,44 @@ func Load(path string) (map[string]safetensors.Entry, error) {
 // Parse reads the state dict from a checkpoint of size bytes held by r (see Load). Every
 // error it returns is an *Error.
 func Parse(r io.ReaderAt, size int64) (map[string]safetensors.Entry, error) {
-	a, err := openArchive(r, size)
-	if err != nil {
-		return nil, err
+	var head [512]byte
+	n, _ := r.ReadAt(head[:max(0, min(size, int64(len(head))))], 0)
+	var (
+		root any
+		src  storageSource
+	)
+	switch {
+	case n > 0 && head[0] == 0x80:
+		// A torch < 1.6 checkpoint is a sequence of bare pickles, so it starts with the PROTO
+		// opcode instead of a zip header.
+		l, err := openLegacy(r, size)
+		if err != nil {
+			return nil, err
+		}
+		root, src = l.root, l
+	case n == len(head) && bytes.HasPrefix(head[257:], []byte("ustar")):
+		// torch before about 0.4 wrote a tar archive of "storages", "tensors" and "pickle".
+		return nil, newErr(ErrLegacyFormat, "the file is a tar archive from a very old torch (before 0.4), which is not supported; load it with an old torch and re-save it with torch.save, or convert it to .safetensors")
+	default:
+		a, err := openArchive(r, size)
+		if err != nil {
+			return nil, err
+		}
+		if root, err = unpickle(a.pickle); err != nil {
+			return nil, err
+		}
+		src = a
 	}
-	root, err := unpickle(a.pickle)
-	if err != nil {
-		return nil, err
-	}
+	return stateDict(root, src)
+}
+
+// storageSource reads a storage's numel × element size bytes from a checkpoint.
+type storageSource interface {
+	storage(s *storageRef) ([]byte, error)
+}
+
+// stateDict finds the state dict in an unpickled checkpoint and materialises its tensors.
+func stateDict(root any, src storageSource) (map[string]safetensors.Entry, error) {
 	d, ok := root.(*pyDict)
 	if !ok {
 		return nil, newErr(ErrNoStateDict, "the checkpoint holds a "+typeName(root)+", not a dict of tensors")
@@ -77,7 +107,7 @@ func Parse(r io.ReaderAt, size int64) (map[string]safetensors.Entry, error) {
 	for name := range tensors {
 		strip = strip && strings.HasPrefix(name, modulePrefix)
 	}
-	return a.materialise(tensors, strip)
+	return materialise(src, tensors, strip)
 }
 
 // unwrap returns the state dict inside a known container dict, or d itself. Like ComfyUI's
@@ -100,25 +130,18 @@ func unwrap(d *pyDict) *pyDict {
 
 // archive is an opened torch zip checkpoint.
 type archive struct {
-	size     int64
-	prefix   string // "<name>/" in front of every record
-	records  map[string]*zip.File
-	pickle   []byte
-	storages map[string][]byte // storage key → bytes, read on first use
+	size    int64
+	prefix  string // "<name>/" in front of every record
+	records map[string]*zip.File
+	pickle  []byte
 }
 
 func openArchive(r io.ReaderAt, size int64) (*archive, error) {
-	// A torch < 1.6 checkpoint is a sequence of bare pickles (the first holds the magic number
-	// 0x1950a86a20f9469cfc6c), so it starts with the PROTO opcode instead of a zip header.
-	var head [1]byte
-	if n, _ := r.ReadAt(head[:], 0); n == 1 && head[0] == 0x80 {
-		return nil, newErr(ErrLegacyFormat, "the file is a pickle, not a zip archive; load and re-save it with torch ≥ 1.6, or convert it to .safetensors")
-	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, newErr(ErrArchive, fmt.Sprintf("not a torch zip checkpoint (%v); the file may be truncated or not a PyTorch file", err))
 	}
-	a := &archive{size: size, records: map[string]*zip.File{}, storages: map[string][]byte{}}
+	a := &archive{size: size, records: map[string]*zip.File{}}
 	var pkl *zip.File
 	for _, f := range zr.File {
 		if _, dup := a.records[f.Name]; dup {
@@ -172,12 +195,9 @@ func readRecord(f *zip.File, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// storage returns the bytes of storage s, reading its record on first use. The record must hold
-// at least the storage's numel × element size bytes.
+// storage reads the bytes of storage s from its record, which must hold at least the storage's
+// numel × element size bytes.
 func (a *archive) storage(s *storageRef) ([]byte, error) {
-	if b, ok := a.storages[s.key]; ok {
-		return b, nil
-	}
 	name := a.prefix + "data/" + s.key
 	f, ok := a.records[name]
 	if !ok {
@@ -224,30 +244,34 @@ func (a *archive) storage(s *storageRef) ([]byte, error) {
 		}
 		b = b[:need]
 	}
-	a.storages[s.key] = b
 	return b, nil
 }
 
-// materialise reads the storages of tensors and returns their contiguous bytes. Contiguous
-// views are slices of their storage; other views are copied, and the copies together may not
-// exceed twice the bytes of the storages read (plus 1 MiB), which no real state dict comes near.
-func (a *archive) materialise(tensors map[string]*tensorRef, strip bool) (map[string]safetensors.Entry, error) {
+// materialise reads the storages of tensors, each once, and returns their contiguous bytes.
+// Contiguous views are slices of their storage; other views are copied, and the copies together
+// may not exceed twice the bytes of the storages read (plus 1 MiB), which no real state dict
+// comes near.
+func materialise(src storageSource, tensors map[string]*tensorRef, strip bool) (map[string]safetensors.Entry, error) {
+	storages := map[string][]byte{}
+	var read int64
 	for name, t := range tensors {
-		if _, err := a.storage(t.storage); err != nil {
+		if _, ok := storages[t.storage.key]; ok {
+			continue
+		}
+		b, err := src.storage(t.storage)
+		if err != nil {
 			if e, ok := errors.AsType[*Error](err); ok {
 				e.Tensor = name
 			}
 			return nil, err
 		}
-	}
-	var read int64
-	for _, b := range a.storages {
+		storages[t.storage.key] = b
 		read += int64(len(b))
 	}
 	budget := 2*read + 1<<20
 	out := make(map[string]safetensors.Entry, len(tensors))
 	for name, t := range tensors {
-		data, copied := view(a.storages[t.storage.key], t)
+		data, copied := view(storages[t.storage.key], t)
 		if budget -= copied; budget < 0 {
 			return nil, &Error{Tensor: name, Kind: ErrTensor, Detail: "overlapping strided views would copy more than twice the checkpoint's tensor bytes"}
 		}

@@ -1,6 +1,7 @@
 package torchpickle
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,23 +87,94 @@ func TestLoadTorchSaveFiles(t *testing.T) {
 // TestViewValues checks materialised views element by element, independently of the hashes:
 // views.pth slices one arange(24) storage at offsets and with strides.
 func TestViewValues(t *testing.T) {
-	got, err := Load("testdata/views.pth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		want []float32
-	}{
-		{"first", []float32{2, 3, 4, 5, 6, 7}},
-		{"second", []float32{11, 12, 15, 16, 19, 20}},
-		{"every_other", []float32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23}},
-	}
-	for _, c := range cases {
-		if d := got[c.name].Data; !bytes.Equal(d, f32(c.want...)) {
-			t.Errorf("%s = % x, want %v", c.name, d, c.want)
+	for _, file := range []string{"views.pth", "legacy_views.pth"} {
+		got, err := Load(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct {
+			name string
+			want []float32
+		}{
+			{"first", []float32{2, 3, 4, 5, 6, 7}},
+			{"second", []float32{11, 12, 15, 16, 19, 20}},
+			{"every_other", []float32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23}},
+		}
+		for _, c := range cases {
+			if d := got[c.name].Data; !bytes.Equal(d, f32(c.want...)) {
+				t.Errorf("%s: %s = % x, want %v", file, c.name, d, c.want)
+			}
 		}
 	}
+}
+
+// TestCraftedLegacy covers legacy checkpoints torch.save does not write by default: a
+// protocol-4 magic pickle with a FRAME, storages of several dtypes in key order, and a pickle
+// larger than the first read window (so the window must grow).
+func TestCraftedLegacy(t *testing.T) {
+	t.Run("protocol 4 magic", func(t *testing.T) {
+		c := newLegacy(oneLegacyTensor("FloatStorage", "0", 2, 0, i64s(2), i64s(1)), legacyStorage{count: 2, data: f32(1, 2)})
+		c.magic = append([]byte{0x80, 4, 0x95, 13, 0, 0, 0, 0, 0, 0, 0}, c.magic[2:]...)
+		data := c.bytes()
+		got, err := Parse(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got["w"].Data, f32(1, 2)) {
+			t.Fatalf("got % x", got["w"].Data)
+		}
+	})
+	t.Run("storages in key order", func(t *testing.T) {
+		main := legacyPk().op('}', '(').str("a").tensor("HalfStorage", "0", 3, 1, i64s(2), i64s(1)).
+			str("b").tensor("FloatStorage", "1", 1, 0, i64s(), i64s()).op('u', '.').bytes()
+		c := newLegacy(main, legacyStorage{count: 3, data: []byte{1, 2, 3, 4, 5, 6}}, legacyStorage{count: 1, data: f32(9)})
+		data := c.bytes()
+		got, err := Parse(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := got["a"], got["b"]; a.DType != safetensors.F16 || !bytes.Equal(a.Data, []byte{3, 4, 5, 6}) || !bytes.Equal(b.Data, f32(9)) {
+			t.Fatalf("got a=%s % x, b=% x", a.DType, a.Data, b.Data)
+		}
+	})
+	t.Run("pickle larger than the first window", func(t *testing.T) {
+		p := legacyPk().op('}', '(')
+		const n = 3000
+		for i := range n {
+			p.str(strconv.Itoa(i)).tensor("FloatStorage", "0", 4, int64(i%4), i64s(1), i64s(1))
+		}
+		c := newLegacy(p.op('u', '.').bytes(), legacyStorage{count: 4, data: f32(0, 1, 2, 3)})
+		data := c.bytes()
+		if len(data) < 4<<16 {
+			t.Fatalf("test pickle of %d bytes is too small to grow the window twice", len(data))
+		}
+		got, err := Parse(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n || !bytes.Equal(got["2998"].Data, f32(2)) {
+			t.Fatalf("got %d tensors, 2998 = % x", len(got), got["2998"].Data)
+		}
+	})
+}
+
+// oldTar is a checkpoint in torch's oldest format: a tar archive of storages, tensors and pickle.
+func oldTar(t testing.TB) []byte {
+	var b bytes.Buffer
+	w := tar.NewWriter(&b)
+	for _, name := range []string{"storages", "tensors", "pickle"} {
+		body := []byte{0x80, 2, 'K', 0, '.'}
+		if err := w.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Format: tar.FormatPAX}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 func TestCraftedViews(t *testing.T) {
@@ -211,10 +284,23 @@ func TestMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacy, err := os.ReadFile("testdata/legacy.pth")
+	legacy, err := os.ReadFile("testdata/legacy_dtypes.pth")
 	if err != nil {
 		t.Fatal(err)
 	}
+	lst := legacyStorage{count: 4, data: f32(0, 1, 2, 3)}
+	lw := oneLegacyTensor("FloatStorage", "0", 4, 0, i64s(4), i64s(1))
+	lck := func(edit func(c *legacyCk)) []byte {
+		c := newLegacy(lw, lst)
+		edit(c)
+		return c.bytes()
+	}
+	twoStorages := legacyPk().op('}', '(').str("a").tensor("FloatStorage", "0", 4, 0, i64s(4), i64s(1)).
+		str("b").tensor("FloatStorage", "1", 4, 0, i64s(4), i64s(1)).op('u', '.').bytes()
+	// where the storage key list and the first storage's element count start in lck's files
+	lc := newLegacy(lw, lst)
+	keysAt := len(lc.magic) + len(lc.protocol) + len(lc.sysInfo) + len(lc.main)
+	dataAt := len(lc.bytes()) - 8 - len(lst.data)
 	st := record{name: "0", data: f32(0, 1, 2, 3)}
 	ck := func(pickle []byte) []byte { return checkpoint(t, pickle, st) }
 	call := func(module, name string) []byte {
@@ -231,7 +317,39 @@ func TestMalformed(t *testing.T) {
 		{"empty file", nil, ErrArchive, "not a torch zip"},
 		{"truncated zip", good[:len(good)/2], ErrArchive, "truncated"},
 		{"text file", []byte("hello, world\n"), ErrArchive, "not a torch zip"},
-		{"legacy format", legacy, ErrLegacyFormat, "torch ≥ 1.6"},
+		{"legacy tar format", oldTar(t), ErrLegacyFormat, "tar archive from a very old torch"},
+		{"legacy truncated storage data", legacy[:len(legacy)-3], ErrArchive, "truncated"},
+		{"legacy truncated pickle", legacy[:100], ErrPickle, "at byte"},
+		{"plain pickle", []byte{0x80, 2, '}', '.'}, ErrArchive, "magic number"},
+		{"legacy wrong magic", lck(func(c *legacyCk) { c.magic[5]++ }), ErrArchive, "magic number"},
+		{"legacy wrong protocol", lck(func(c *legacyCk) { c.protocol = newPk().op('M', 0xe8, 0x03, '.').bytes() }), ErrArchive, "protocol version 1000, want 1001"},
+		{"legacy big endian", lck(func(c *legacyCk) { c.sysInfo = sysInfo(false) }), ErrByteOrder, "big-endian"},
+		{"legacy sys_info not a dict", lck(func(c *legacyCk) { c.sysInfo = newPk().op('N', '.').bytes() }), ErrArchive, "sys_info is a None"},
+		{"legacy sys_info without byte order", lck(func(c *legacyCk) { c.sysInfo = newPk().op('}', '.').bytes() }), ErrArchive, "little_endian is a None"},
+		{"legacy storage count mismatch", lck(func(c *legacyCk) { c.keys = append(c.keys, "1") }), ErrArchive, "names 2 storages but the pickle uses 1"},
+		{"legacy storage not listed", lck(func(c *legacyCk) { c.main = twoStorages }), ErrArchive, "names 1 storages but the pickle uses 2"},
+		{"legacy unknown storage key", lck(func(c *legacyCk) { c.keys = []string{"9"} }), ErrArchive, `storage "9", which the pickle does not use`},
+		{"legacy storage listed twice", lck(func(c *legacyCk) { c.main, c.keys = twoStorages, []string{"0", "0"} }), ErrArchive, `storage "0" twice`},
+		{"legacy element count differs", lck(func(c *legacyCk) { c.storages[0].count = 5 }), ErrArchive, "holds 5 elements but the pickle says 4"},
+		{"legacy element count beyond file", lck(func(c *legacyCk) {
+			c.main = oneLegacyTensor("FloatStorage", "0", 1000, 0, i64s(4), i64s(1))
+			c.storages[0].count = 1000
+		}), ErrArchive, "needs 4000 bytes but only 16 remain"},
+		{"legacy huge element count", lck(func(c *legacyCk) {
+			c.main = oneLegacyTensor("FloatStorage", "0", math.MaxInt64/4, 0, i64s(4), i64s(1))
+			c.storages[0].count = math.MaxInt64 / 4
+		}), ErrArchive, "only 16 remain"},
+		{"legacy file ends before element count", lck(func(c *legacyCk) { c.storages = nil })[:dataAt+3], ErrArchive, "ends before the element count"},
+		{"legacy key list not a list", append(lc.bytes()[:keysAt], 0x80, 2, 'N', '.'), ErrArchive, "key list is a None"},
+		{"legacy zip persistent id", lck(func(c *legacyCk) { c.main = oneTensor("FloatStorage", "0", 4, 0, i64s(4), i64s(1)) }), ErrPickle, "want a 6-tuple"},
+		{"legacy storage view", lck(func(c *legacyCk) {
+			c.main = bytes.Replace(lw, []byte{'N', 't', 'Q'}, append(newPk().str("1").int(0).int(2).op(0x87).bytes()[2:], 't', 'Q'), 1)
+		}), ErrUnsupported, "storage views"},
+		{"legacy os.system", lck(func(c *legacyCk) { c.main = call("os", "system") }), ErrUnsupported, "os.system"},
+		{"legacy module persistent id", lck(func(c *legacyCk) {
+			c.main = newPk().op('(').str("module").op('N', 'N', 'N', 't', 'Q', '.').bytes()
+		}), ErrPickle, "want a 6-tuple"},
+		{"legacy stride outside storage", lck(func(c *legacyCk) { c.main = oneLegacyTensor("FloatStorage", "0", 4, 0, i64s(2, 2), i64s(3, 1)) }), ErrTensor, "outside storage"},
 		{"zip without pickle", mkzip(t, record{name: "archive/version", data: []byte("3")}), ErrArchive, "data.pkl"},
 		{"two pickles", mkzip(t, record{name: "a/data.pkl", data: nil}, record{name: "b/data.pkl", data: nil}), ErrArchive, "two pickles"},
 		{"big endian", mkzip(t, record{name: "archive/data.pkl", data: oneTensor("FloatStorage", "0", 4, 0, i64s(4), i64s(1))},
@@ -353,8 +471,12 @@ func TestStorageRecords(t *testing.T) {
 }
 
 func TestLoadNamesFile(t *testing.T) {
-	_, err := Load("testdata/legacy.pth")
-	if !errors.Is(err, ErrLegacyFormat) || !strings.Contains(err.Error(), "testdata/legacy.pth") {
+	path := filepath.Join(t.TempDir(), "old.pth")
+	if err := os.WriteFile(path, oldTar(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if !errors.Is(err, ErrLegacyFormat) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("error %v does not name the file", err)
 	}
 	if _, err := Load("testdata/missing.pth"); !errors.Is(err, os.ErrNotExist) {

@@ -118,12 +118,19 @@ type unpickler struct {
 	marks    []int
 	memo     map[int64]any
 	storages map[string]*storageRef
+	legacy   bool // persistent ids are torch < 1.6 6-tuples with view metadata
+	short    bool // the last error came from running out of data
 }
 
 // unpickle runs data to its STOP opcode and returns the value it leaves.
 func unpickle(data []byte) (any, error) {
-	u := &unpickler{data: data, memo: map[int64]any{}, storages: map[string]*storageRef{}}
-	return u.run()
+	return newUnpickler(data, 0, false).run()
+}
+
+// newUnpickler returns an unpickler for the pickle that starts at data[pos]; after run, u.pos
+// is just past its STOP.
+func newUnpickler(data []byte, pos int, legacy bool) *unpickler {
+	return &unpickler{data: data, pos: pos, memo: map[int64]any{}, storages: map[string]*storageRef{}, legacy: legacy}
 }
 
 func (u *unpickler) errf(format string, args ...any) *Error {
@@ -132,6 +139,7 @@ func (u *unpickler) errf(format string, args ...any) *Error {
 
 func (u *unpickler) read(n int) ([]byte, error) {
 	if n < 0 || n > len(u.data)-u.pos {
+		u.short = true
 		return nil, u.errf("needs %d more bytes but only %d remain", n, len(u.data)-u.pos)
 	}
 	b := u.data[u.pos : u.pos+n]
@@ -148,6 +156,7 @@ func (u *unpickler) readLine() (string, error) {
 			return s, nil
 		}
 	}
+	u.short = true
 	return "", u.errf("unterminated line")
 }
 
@@ -238,6 +247,7 @@ func (u *unpickler) global(module, name string) error {
 func (u *unpickler) run() (any, error) {
 	for {
 		if u.pos >= len(u.data) {
+			u.short = true
 			return nil, u.errf("pickle ends without STOP")
 		}
 		op := u.data[u.pos]
@@ -351,6 +361,7 @@ func (u *unpickler) step(op byte) error {
 			return err
 		}
 		if n > uint64(len(u.data)) {
+			u.short = true
 			return u.errf("string of %d bytes is longer than the pickle", n)
 		}
 		b, err := u.read(int(n))
@@ -365,6 +376,7 @@ func (u *unpickler) step(op byte) error {
 			return err
 		}
 		if n > uint64(len(u.data)) {
+			u.short = true
 			return u.errf("bytes of length %d are longer than the pickle", n)
 		}
 		b, err := u.read(int(n))
@@ -600,10 +612,19 @@ func (u *unpickler) setItems(d *pyDict, items []any) error {
 }
 
 // persistentLoad resolves ('storage', torch.XStorage, key, location, numel) to a storage
-// reference. The storage bytes are read later, only for tensors that are returned.
+// reference; legacy (torch < 1.6) files add a sixth item, view_metadata, which torch ≥ 1.0
+// always writes as None. The storage bytes are read later, only for tensors that are returned.
 func (u *unpickler) persistentLoad(pid any) (*storageRef, error) {
 	t, ok := pid.(pyTuple)
-	if !ok || len(t) != 5 {
+	if u.legacy {
+		if !ok || len(t) != 6 {
+			return nil, u.errf("persistent id is a %s, want a 6-tuple ('storage', type, key, location, numel, view_metadata)", typeName(pid))
+		}
+		if t[5] != nil {
+			// (view_key, offset, size): a storage slice, which only torch < 1.0 pickled.
+			return nil, unsupported("storage views (view_metadata " + typeName(t[5]) + ", written by torch < 1.0)")
+		}
+	} else if !ok || len(t) != 5 {
 		return nil, u.errf("persistent id is a %s, want a 5-tuple ('storage', type, key, location, numel)", typeName(pid))
 	}
 	if tag, _ := t[0].(string); tag != "storage" {

@@ -4,8 +4,8 @@ Run from this directory with the system Python that has torch installed:
 
     /usr/bin/python3 gen.py
 
-It writes small *.pth files made by torch.save (zip format, pickle protocol 2)
-and expected.json: for every file, the tensors the Go reader must return after
+It writes small *.pth files made by torch.save (zip format, pickle protocol 2,
+and legacy_*.pth in the torch < 1.6 format) and expected.json: for every file, the tensors the Go reader must return after
 unwrapping containers and stripping a "module." prefix, each with its
 safetensors dtype, shape and the sha256 of its contiguous little-endian bytes.
 """
@@ -135,10 +135,31 @@ def main():
     torch.save(sd, "proto4.pth", pickle_protocol=4)
     expected["proto4.pth"] = describe(sd)
 
-    # the legacy (torch < 1.6) format, which the reader must refuse with a clear error;
-    # it is not listed in expected.json, and its bytes differ on every run (it records
-    # storage keys derived from object ids), which does not matter to the tests
-    torch.save({"w": torch.ones(2)}, "legacy.pth", _use_new_zipfile_serialization=False)
+    # the legacy (torch < 1.6, non-zip) format: a stream of pickles, then raw storages.
+    # Its bytes differ on every run (storage keys are derived from object addresses),
+    # which does not change the tensors listed in expected.json.
+    legacy = {}
+    sd = {"w": torch.ones(2)}
+    legacy["legacy.pth"] = (sd, describe(sd))
+    sd = collections.OrderedDict(
+        [("conv.weight", torch.randn(2, 3, 3, 3)), ("conv.bias", torch.randn(2).half()),
+         ("steps", torch.tensor(3, dtype=torch.int64)), ("mask", torch.tensor([True, False]))]
+    )
+    legacy["legacy_dtypes.pth"] = (sd, describe(sd))
+    sd = views()  # transposed view, shared storage at offsets, strided slice
+    legacy["legacy_views.pth"] = (sd, describe(sd))
+    inner = collections.OrderedDict(
+        [("module.body.0.weight", torch.randn(2, 2)), ("module.body.0.bias", torch.randn(2))]
+    )
+    stripped = collections.OrderedDict((k[len("module."):], v) for k, v in inner.items())
+    legacy["legacy_params_ema.pth"] = (
+        {"params": {"body.0.weight": torch.zeros(2, 2)}, "params_ema": inner},
+        describe(stripped),
+    )
+    for name, (obj, want) in legacy.items():
+        torch.save(obj, name, _use_new_zipfile_serialization=False)
+        expected[name] = want
+
     with open("expected.json", "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")
