@@ -69,6 +69,7 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	pf.float("strength", d.Strength, "img2img strength: how much of the image is re-generated (0 < x ≤ 1)", func(p *build.Params, v float64) { p.Strength = v })
 	pf.str("multipass", d.Multipass, "single, twopass (half size, then full size img2img) or threepass (¼, ½ at 0.6, full)", func(p *build.Params, v string) { p.Multipass = v })
 	pf.float("pass2-strength", d.Pass2Strength, "denoise of the last multipass pass (0 < x ≤ 1)", func(p *build.Params, v float64) { p.Pass2Strength = v })
+	pf.str("upscale-model", "", "with --multipass: upscale the image between passes with this ESRGAN-family model from models/upscale_models (NAME)", func(p *build.Params, v string) { p.UpscaleModel = v })
 	teDev := fs.String("text-encoder-device", "cpu", "device of the text encoder: cpu or cuda")
 	ditDev := fs.String("dit-device", "cpu", "device of the diffusion model: cpu or cuda")
 	vaeDev := fs.String("vae-device", "cpu", "device of the VAE: cpu or cuda")

@@ -64,6 +64,16 @@ func classCounts(t *testing.T, prompt string) map[string]int {
 // workflow chunks, and the nodes the workflow used.
 func TestGenerate(t *testing.T) {
 	models := fixtureModels(t)
+	upscale, err := os.ReadFile(filepath.Join("..", "..", "models", "upscale", "testdata", "esrgan_x4_old.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(models, "upscale_models"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(models, "upscale_models", "4x.safetensors"), upscale, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	input := filepath.Join(dir, "in.png")
 	src := image.NewRGBA(image.Rect(0, 0, 200, 136))
@@ -94,6 +104,8 @@ func TestGenerate(t *testing.T) {
 			map[string]int{"LoadImage": 1}},
 		{"twopass", []string{"--width", "256", "--height", "256", "--multipass", "twopass", "--dype", "--pass2-strength", "0.6"}, 256, 256,
 			map[string]int{"KSampler": 2, "ImageScale": 1, "VAEEncode": 1, "DyPE_FLUX": 1}},
+		{"twopass with an upscale model", []string{"--width", "256", "--height", "256", "--multipass", "twopass", "--upscale-model", "4x.safetensors"}, 256, 256,
+			map[string]int{"KSampler": 2, "UpscaleModelLoader": 1, "ImageUpscaleWithModel": 1, "ImageScale": 1}},
 		{"threepass", []string{"--width", "256", "--height", "256", "--multipass", "threepass", "--shift", "0", "--cfg", "2", "--negative-prompt", "blur"}, 256, 256,
 			map[string]int{"KSampler": 3, "ImageScale": 2, "ModelSamplingAuraFlow": 0, "CLIPTextEncode": 2}},
 	}

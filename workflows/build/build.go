@@ -116,6 +116,10 @@ type Params struct {
 	// Multipass is single, twopass or threepass; Pass2Strength is the denoise of the last pass.
 	Multipass     string
 	Pass2Strength float64
+	// UpscaleModel, when set, is a file in models/upscale_models (ESRGAN family): between
+	// multipass passes the decoded image goes through it (ImageUpscaleWithModel) before it is
+	// scaled to the next pass's size, as ComfyUI's upscale workflows do.
+	UpscaleModel string
 
 	// FilenamePrefix is SaveImage's prefix.
 	FilenamePrefix string
@@ -205,6 +209,9 @@ func (p Params) Validate() error {
 		if l.Strength < -100 || l.Strength > 100 || l.Strength != l.Strength {
 			bad("LoRA %s: strength %v is outside -100..100", l.Name, l.Strength)
 		}
+	}
+	if p.UpscaleModel != "" && (p.Multipass == Single || p.Multipass == "") {
+		bad("upscale model %s is used between the passes of a multipass generation: choose multipass twopass or threepass, or leave the upscale model out", p.UpscaleModel)
 	}
 	maxSide := MaxSize
 	if p.DyPE.Enabled {
@@ -435,7 +442,7 @@ func Build(p Params) (*ojson.Object, error) {
 		return g.add("VAEEncode", title, "pixels", pixels, "vae", vaeNode)
 	}
 
-	var latent []any
+	var latent, upscaleModel []any
 	for i, ps := range passes {
 		suffix := ""
 		if len(passes) > 1 {
@@ -452,6 +459,12 @@ func Build(p Params) (*ojson.Object, error) {
 				"width", num(ps.Width), "height", num(ps.Height), "batch_size", num(1))
 		default:
 			img := decode(latent, "Decode"+" ("+passTitle(i-1, len(passes))+")")
+			if p.UpscaleModel != "" {
+				if upscaleModel == nil {
+					upscaleModel = g.add("UpscaleModelLoader", "Upscale model", "model_name", p.UpscaleModel)
+				}
+				img = g.add("ImageUpscaleWithModel", "Upscale with model"+suffix, "upscale_model", upscaleModel, "image", img)
+			}
 			up := g.add("ImageScale", "Upscale to "+size(ps.Width, ps.Height), "image", img,
 				"upscale_method", UpscaleImage, "width", num(ps.Width), "height", num(ps.Height), "crop", "disabled")
 			latent = encode(up, "Encode"+suffix)

@@ -159,6 +159,20 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			name: "threepass with an upscale model",
+			params: params(func(p *build.Params) {
+				p.Width, p.Height = 2048, 2048
+				p.Multipass = build.ThreePass
+				p.UpscaleModel = "4x.safetensors"
+			}),
+			checks: map[string][]string{
+				"UpscaleModelLoader.model_name":       {`"4x.safetensors"`},
+				"ImageUpscaleWithModel.upscale_model": {`["10",0]`, `["10",0]`},
+				"ImageScale.image":                    {`["11",0]`, `["16",0]`},
+				"ImageScale.width":                    {"1024", "2048"},
+			},
+		},
+		{
 			name: "threepass",
 			params: params(func(p *build.Params) {
 				p.Width, p.Height = 4096, 2048
@@ -265,6 +279,7 @@ func TestValidateErrors(t *testing.T) {
 		{"strength", func(p *build.Params) { p.Image = "a.png"; p.Strength = 0 }, "strength 0 must be above 0"},
 		{"multipass + img2img", func(p *build.Params) { p.Image = "a.png"; p.Multipass = build.TwoPass }, "img2img cannot be combined with multipass twopass"},
 		{"pass2 strength", func(p *build.Params) { p.Multipass = build.TwoPass; p.Pass2Strength = 2 }, "pass2 strength 2"},
+		{"upscale model without multipass", func(p *build.Params) { p.UpscaleModel = "4x.pth" }, "upscale model 4x.pth is used between the passes of a multipass generation"},
 		{"multipass name", func(p *build.Params) { p.Multipass = "x" }, `multipass "x"`},
 		{"weight dtype", func(p *build.Params) { p.WeightDType = "int4" }, `weight dtype "int4"`},
 		{"model name", func(p *build.Params) { p.VAE = "" }, "no VAE file name"},
@@ -300,6 +315,16 @@ func TestBuiltWorkflowsValidate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(env.InputDir, "in.png"), tinyPNG(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	upscale, err := os.ReadFile(filepath.Join("..", "..", "models", "upscale", "testdata", "esrgan_x4_old.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(env.ModelsDir, "upscale_models"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(env.ModelsDir, "upscale_models", "4x.safetensors"), upscale, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []build.Params{
 		params(nil),
 		params(func(p *build.Params) { p.DyPE.Enabled = true; p.TiledVAE = true; p.Width = 4096; p.Height = 2048 }),
@@ -310,6 +335,7 @@ func TestBuiltWorkflowsValidate(t *testing.T) {
 			p.NegativePrompt = "x"
 			p.Shift = 0
 		}),
+		params(func(p *build.Params) { p.Multipass = build.TwoPass; p.UpscaleModel = "4x.safetensors" }),
 	} {
 		prompt, err := build.Build(p)
 		if err != nil {

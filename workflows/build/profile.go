@@ -86,6 +86,7 @@ var profileTables = map[string]map[string]profileKey{
 		"strength":            floatKey(func(p *Params, v float64) { p.Strength = v }),
 		"multipass":           stringKey(func(p *Params, v string) { p.Multipass = v }),
 		"pass2_strength":      floatKey(func(p *Params, v float64) { p.Pass2Strength = v }),
+		"upscale_model":       stringKey(func(p *Params, v string) { p.UpscaleModel = v }),
 	},
 	"scheduler": {
 		"shift": floatKey(func(p *Params, v float64) { p.Shift = v }),

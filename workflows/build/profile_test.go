@@ -24,6 +24,7 @@ scheduler = "beta"
 strength = 0.4
 multipass = "twopass"
 pass2_strength = 0.45
+upscale_model = "4x-UltraSharp.pth"
 
 [hires.scheduler]
 shift = 2.5
@@ -66,6 +67,7 @@ func TestLoadProfile(t *testing.T) {
 	want.Width, want.Height, want.Steps, want.Seed, want.CFG = 2048, 1536, 12, 7, 1.5
 	want.NegativePrompt, want.Sampler, want.Scheduler = "blurry", "res_multistep", "beta"
 	want.Strength, want.Multipass, want.Pass2Strength, want.Shift = 0.4, "twopass", 0.45, 2.5
+	want.UpscaleModel = "4x-UltraSharp.pth"
 	want.DyPE = build.DyPE{Enabled: true, Method: "yarn", Scale: 3, Exponent: 1.5, StartSigma: 0.8,
 		BaseShift: 0.4, MaxShift: 1.2, BaseResolution: 1024, Anisotropic: true, Mode: "comfy"}
 	want.TiledVAE, want.TileSize, want.TileOverlap = true, 1024, 128
@@ -75,7 +77,7 @@ func TestLoadProfile(t *testing.T) {
 	if pr.ModelPath != "/models" || pr.TextEncoderDevice != "cpu" || pr.PipelineDevice != "cuda" {
 		t.Fatalf("model path %q, devices %q %q", pr.ModelPath, pr.TextEncoderDevice, pr.PipelineDevice)
 	}
-	if len(pr.Keys()) != 28 {
+	if len(pr.Keys()) != 29 {
 		t.Errorf("%d keys: %v", len(pr.Keys()), pr.Keys())
 	}
 
