@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -137,7 +136,7 @@ func newEmuDevice(t testing.TB) *emuDevice {
 	t.Helper()
 	bin, err := emuBinary()
 	if err != nil {
-		t.Skipf("no emulator (needs clang-19 and a C++ standard library): %v", err)
+		t.Fatalf("build the kernel emulator (needs clang-19 and a C++ standard library; .ci/run installs them): %v", err)
 	}
 	f, err := os.CreateTemp("", "cuda-emu-mem")
 	if err != nil {
@@ -167,10 +166,7 @@ func newEmuDevice(t testing.TB) *emuDevice {
 	}
 	t.Cleanup(func() { d.close() })
 	if err := d.protect(0, 0, false); err != nil { // the emulator maps its region at start
-		if strings.Contains(err.Error(), "mmap") {
-			t.Skipf("the emulator cannot map its memory at %#x on this system: %v", emuBase, err)
-		}
-		t.Fatal(err)
+		t.Fatalf("the emulator could not map its memory at %#x: %v", emuBase, err)
 	}
 	return d
 }

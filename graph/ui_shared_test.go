@@ -106,7 +106,7 @@ func TestSharedZImagePNGWorkflowMatchesItsPrompt(t *testing.T) {
 	}
 	data, err := os.ReadFile(filepath.Join(shared, "workflows", "comfyui_examples_z_image_turbo.png"))
 	if err != nil {
-		t.Skipf("shared example PNG not available: %v", err)
+		t.Fatalf("the shared example PNG is part of shared/workflows: %v", err)
 	}
 	texts, err := nodes.ReadPNGText(bytes.NewReader(data))
 	if err != nil {

@@ -15,20 +15,18 @@ import (
 	"time"
 )
 
-// TestServeHelperProcess is not a test: the tests below run the test binary again with
-// DYPEGRAPH_SERVE_ARGS set, and this function then runs `dypegraph serve` as a real process that
-// can be killed with SIGKILL.
-func TestServeHelperProcess(t *testing.T) {
-	raw := os.Getenv("DYPEGRAPH_SERVE_ARGS")
-	if raw == "" {
-		t.Skip("helper process only")
+// TestMain runs `dypegraph serve` as a real process (one that the tests can kill with SIGKILL)
+// when startServe runs the test binary again with DYPEGRAPH_SERVE_ARGS set; otherwise the tests.
+func TestMain(m *testing.M) {
+	if raw := os.Getenv("DYPEGRAPH_SERVE_ARGS"); raw != "" {
+		var args []string
+		if err := json.Unmarshal([]byte(raw), &args); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		os.Exit(runMain(args, os.Stdout, os.Stderr))
 	}
-	var args []string
-	if err := json.Unmarshal([]byte(raw), &args); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(3)
-	}
-	os.Exit(runMain(args, os.Stdout, os.Stderr))
+	os.Exit(m.Run())
 }
 
 type serveProc struct {
@@ -41,7 +39,7 @@ type serveProc struct {
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
 	all, _ := json.Marshal(append([]string{"serve", "--port", "0", "--log-level", "warn"}, args...))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "DYPEGRAPH_SERVE_ARGS="+string(all))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -126,7 +126,7 @@ func TestTokenizeQwen3(t *testing.T) {
 	}
 	path := filepath.Join(shared, "tokenizer", "qwen3", tokenizer.FileName)
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no shared Qwen3 tokenizer: %v", err)
+		t.Fatalf("no shared Qwen3 tokenizer: %v", err)
 	}
 	code, out, stdout, stderr := runTokenizeCmd(t, "--tokenizer", path, "a cat")
 	if code != 0 {

@@ -145,7 +145,7 @@ func TestValidateSharedExamplePNG(t *testing.T) {
 	}
 	png := filepath.Join(shared, "workflows", "comfyui_examples_z_image_turbo.png")
 	if _, err := os.Stat(png); err != nil {
-		t.Skipf("shared example PNG not present: %v", err)
+		t.Fatalf("the shared example PNG is part of shared/workflows: %v", err)
 	}
 	code, out, stderr := runCLI("validate", png)
 	// Until the model nodes exist the prompt names unknown classes: a ComfyUI error, not a crash.

@@ -26,7 +26,7 @@ func keysFile(t *testing.T, name string) (main Shapes, alt Shapes) {
 	path := filepath.Join(dir, "keys", name)
 	fh, err := os.Open(path)
 	if os.IsNotExist(err) {
-		t.Skipf("no %s in the golden directory", path)
+		t.Fatalf("no %s in the golden directory", path)
 	}
 	if err != nil {
 		t.Fatal(err)

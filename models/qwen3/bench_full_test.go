@@ -1,3 +1,5 @@
+//go:build fullbench
+
 package qwen3
 
 import (
@@ -19,7 +21,8 @@ import (
 )
 
 // fullBenchEnv names a folder where BenchmarkFull4B keeps (and on first use writes) an 8 GB
-// random-weight checkpoint of the real Qwen3-4B size. Unset, the benchmark is skipped.
+// random-weight checkpoint of the real Qwen3-4B size. The benchmark is built only with the
+// fullbench tag: QWEN3_FULL_BENCH_DIR=/big go test -tags fullbench -run '^$' -bench Full4B ./models/qwen3
 const fullBenchEnv = "QWEN3_FULL_BENCH_DIR"
 
 // BenchmarkFull4B encodes a 77-token prompt with a Qwen3-4B-sized encoder (random BF16 weights
@@ -29,7 +32,7 @@ const fullBenchEnv = "QWEN3_FULL_BENCH_DIR"
 func BenchmarkFull4B(b *testing.B) {
 	dir := os.Getenv(fullBenchEnv)
 	if dir == "" {
-		b.Skipf("set %s to a folder with 8 GB free to run the full-size benchmark", fullBenchEnv)
+		b.Fatalf("set %s to a folder with 8 GB free to run the full-size benchmark", fullBenchEnv)
 	}
 	path := filepath.Join(dir, "qwen3_4b_random_bf16.safetensors")
 	if _, err := os.Stat(path); err != nil {

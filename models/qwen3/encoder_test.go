@@ -239,7 +239,7 @@ func TestShardedFolder(t *testing.T) {
 	be := newCPU(t)
 	src := filepath.Join(m.Dir, "qwen3_tiny_weights.safetensors")
 	if _, err := os.Stat(src); err != nil {
-		t.Skipf("golden directory without qwen3_tiny_weights.safetensors: %v", err)
+		t.Fatalf("golden directory without qwen3_tiny_weights.safetensors: %v", err)
 	}
 	single, err := Load(src, be, Options{})
 	if err != nil {
@@ -488,7 +488,7 @@ func TestRealKeyList(t *testing.T) {
 	m := golden.MustLoad(t)
 	data, err := os.ReadFile(filepath.Join(m.Dir, "keys", "qwen3_4b_keys.tsv"))
 	if err != nil {
-		t.Skipf("no key list: %v", err)
+		t.Fatalf("no key list: %v", err)
 	}
 	entries := map[string]safetensors.Entry{}
 	for _, line := range strings.Split(string(data), "\n") {

@@ -245,7 +245,7 @@ func runContextCase(t *testing.T, m *golden.Manifest, be tensor.Backend, ref gol
 	want, shape := io.Floats(ctxName), io.Shape(ctxName)
 	enc := loadGoldenEncoder(t, m, be, ref, Options{})
 	if shape[len(shape)-1] != enc.Config().HiddenSize {
-		t.Skipf("%s is %v wide; the Qwen3 golden encoder is %d wide", ctxName, shape, enc.Config().HiddenSize)
+		t.Fatalf("%s is %v wide; the Qwen3 golden encoder is %d wide", ctxName, shape, enc.Config().HiddenSize)
 	}
 	ids := io.Ints(idsName)
 	h, err := enc.Hidden(context.Background(), ids)

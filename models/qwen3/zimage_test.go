@@ -30,7 +30,7 @@ func qwenTokenizer(t *testing.T) *tokenizer.Tokenizer {
 	}
 	path := filepath.Join(shared, "tokenizer", "qwen3", tokenizer.FileName)
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("no shared Qwen3 tokenizer: %v", err)
+		t.Fatalf("no shared Qwen3 tokenizer: %v", err)
 	}
 	sharedTok.Do(func() { sharedTok.tok, sharedTok.err = tokenizer.Load(path) })
 	if sharedTok.err != nil {

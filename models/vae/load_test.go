@@ -259,7 +259,7 @@ func TestDiffusersLayout(t *testing.T) {
 	}
 	f, err := os.Open(filepath.Join(dir, "keys", "vae_keys.tsv"))
 	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("no keys/vae_keys.tsv in the golden directory")
+		t.Fatal("no keys/vae_keys.tsv in the golden directory")
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ func tinyCheckpoint(t *testing.T) (path string, entries map[string]safetensors.E
 	gm := golden.MustLoad(t)
 	raw, ok := gm.Cases["dit_a_t0"]
 	if !ok {
-		t.Skip("golden set has no dit_a_t0")
+		t.Fatal("golden set has no dit_a_t0")
 	}
 	var gc goldenCase
 	if err := json.Unmarshal(raw, &gc); err != nil {

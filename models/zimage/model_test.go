@@ -141,7 +141,7 @@ func TestParamShapesRealModel(t *testing.T) {
 	gm := golden.MustLoad(t)
 	f, err := os.Open(filepath.Join(gm.Dir, "keys", "dit_keys.tsv"))
 	if err != nil {
-		t.Skipf("no key list: %v", err)
+		t.Fatalf("no key list: %v", err)
 	}
 	defer f.Close()
 	want := map[string][]int{}
