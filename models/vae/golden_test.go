@@ -54,6 +54,17 @@ func (h hostTensor) get(t *testing.T, name string) hostTensor {
 	return h
 }
 
+// checkMaxAbs logs the largest |got − want| of the named output and fails the test when it is
+// above tol.
+func checkMaxAbs(t *testing.T, name string, got, want []float32, tol float64) {
+	t.Helper()
+	d := maxAbsDiff(t, got, want)
+	t.Logf("%s max abs err %.3g (tol %.3g)", name, d, tol)
+	if d > tol {
+		t.Errorf("%s max abs err %g > %g", name, d, tol)
+	}
+}
+
 func maxAbsDiff(t *testing.T, got, want []float32) float64 {
 	t.Helper()
 	if len(got) != len(want) {
@@ -154,11 +165,7 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				d := maxAbsDiff(t, got, want.data)
-				t.Logf("decoder_raw max abs err %.3g (tol %.3g)", d, tol)
-				if d > tol {
-					t.Errorf("decoder_raw max abs err %g > %g", d, tol)
-				}
+				checkMaxAbs(t, "decoder_raw", got, want.data, tol)
 			}
 			img, err := v.Decode(ctx, &vae.Latent{B: z.shape[0], C: z.shape[1], H: z.shape[2], W: z.shape[3], Data: z.data})
 			if err != nil {
@@ -168,11 +175,7 @@ func TestGolden(t *testing.T) {
 			if img.B != want.shape[0] || img.H != want.shape[1] || img.W != want.shape[2] || img.C != want.shape[3] {
 				t.Fatalf("image %dx%dx%dx%d, want %v", img.B, img.H, img.W, img.C, want.shape)
 			}
-			d := maxAbsDiff(t, img.Pix, want.data)
-			t.Logf("image_bhwc max abs err %.3g (tol %.3g)", d, tol)
-			if d > tol {
-				t.Errorf("image_bhwc max abs err %g > %g", d, tol)
-			}
+			checkMaxAbs(t, "image_bhwc", img.Pix, want.data, tol)
 		}},
 		{"vae_encode", func(t *testing.T, c goldenCase, io map[string]hostTensor, tol float64) {
 			im := io["image_bhwc"].get(t, "image_bhwc")
@@ -195,11 +198,7 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				d := maxAbsDiff(t, got, mo.data)
-				t.Logf("moments max abs err %.3g (tol %.3g)", d, tol)
-				if d > tol {
-					t.Errorf("moments max abs err %g > %g", d, tol)
-				}
+				checkMaxAbs(t, "moments", got, mo.data, tol)
 			}
 			lat, err := v.Encode(ctx, img)
 			if err != nil {
@@ -230,11 +229,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("image %dx%dx%dx%d (BHWC), want NCHW %v", img.B, img.H, img.W, img.C, want.shape)
 			}
 			tiled := bhwcToNCHW(img)
-			d := maxAbsDiff(t, tiled, want.data)
-			t.Logf("tiled image max abs err %.3g (tol %.3g)", d, tol)
-			if d > tol {
-				t.Errorf("tiled image max abs err %g > %g", d, tol)
-			}
+			checkMaxAbs(t, "tiled image", tiled, want.data, tol)
 			if c.TiledVsUntiled != nil {
 				plain, err := v.Decode(ctx, lat)
 				if err != nil {
@@ -261,11 +256,7 @@ func TestGolden(t *testing.T) {
 			if lat.B != want.shape[0] || lat.C != want.shape[1] || lat.H != want.shape[2] || lat.W != want.shape[3] {
 				t.Fatalf("latent %dx%dx%dx%d, want %v", lat.B, lat.C, lat.H, lat.W, want.shape)
 			}
-			d := maxAbsDiff(t, lat.Data, want.data)
-			t.Logf("tiled latent max abs err %.3g (tol %.3g)", d, tol)
-			if d > tol {
-				t.Errorf("tiled latent max abs err %g > %g", d, tol)
-			}
+			checkMaxAbs(t, "tiled latent", lat.Data, want.data, tol)
 			if c.TiledVsUntiled != nil {
 				plain, err := v.Encode(ctx, img)
 				if err != nil {
